@@ -1,0 +1,316 @@
+"""The statistics cache: pay for each network once, score formulas many times.
+
+Layout of a cache directory::
+
+    cache.json          what was computed and how (everything that changes a
+                        number: space, classes, batch, seeds, input, sampling,
+                        storage dtype) plus the benchmark/target it was made for
+    targets.csv         arch, key, accuracy for the recorded target
+    stats/<key>.npy     one flat array per arch (memory-mappable)
+    stats/<key>.json    its layer table (offsets, shapes, scales, exact layer
+                        metadata) and the array's checksum
+
+An arch is complete when its ``.json`` exists and the ``.npy`` matches the
+checksum in it; both are written atomically, the ``.json`` last, so a killed
+build leaves only complete archs or nothing, and a rerun computes the rest.
+A file that fails its checksum is reported and rebuilt, never used.
+"""
+from __future__ import annotations
+
+import json
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from .errors import DataError, GpproxyError
+from .fileio import atomic_write_bytes, atomic_write_json, atomic_write_text, digest
+from .probe import ProbeConfig
+
+CACHE_VERSION = 1
+STORAGE_DTYPES = ("float16", "float32")
+
+
+@dataclass(frozen=True)
+class CacheSpec:
+    """Everything that determines the cached numbers (compared on reuse)."""
+
+    space: str = "nb201"
+    num_classes: int = 10
+    batch: int = 16
+    seed: int = 0  # network init seed and minibatch draw seed
+    input: str = "noise"
+    resolution: int = 32
+    probe: ProbeConfig = field(default_factory=ProbeConfig)
+    storage: str = "float16"
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["probe"] = self.probe.to_dict()
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "CacheSpec":
+        d = dict(d)
+        d["probe"] = ProbeConfig(**d.get("probe", {}))
+        return cls(**d)
+
+
+def _normalisation(spec: CacheSpec) -> str:
+    if spec.num_classes == 120:
+        return "imagenet16"
+    if spec.input.startswith("cifar100") or spec.num_classes == 100:
+        return "cifar100"
+    return "cifar10"
+
+
+def load_input(spec: CacheSpec):
+    """The one minibatch every arch of this cache sees, and its description."""
+    from .inputs import load_batch, parse_input_spec
+
+    x, y, info = load_batch(parse_input_spec(spec.input), spec.batch, spec.seed,
+                            num_classes=spec.num_classes, resolution=spec.resolution,
+                            normalisation=_normalisation(spec))
+    return x, y, info
+
+
+# ---------------------------------------------------------------- one arch
+
+
+def encode_record(arch: str, key: str, layers: list, storage: str, seconds: float):
+    """Per-layer probe records -> (flat array bytes, json-able layer table)."""
+    dtype = np.dtype(storage)
+    chunks, table, offset = [], [], 0
+    for layer in layers:
+        entry = {"name": layer["name"], "meta": layer["meta"], "stats": {}}
+        for stat, (tensor, scale) in layer["stats"].items():
+            arr = tensor.detach().cpu().numpy().astype(dtype, copy=False)
+            if dtype == np.float16:
+                # fp16 overflows to inf above 65504; clip so a huge but finite
+                # activation stays finite (and ranks the same).
+                arr = np.clip(tensor.detach().cpu().numpy(), -65000, 65000).astype(dtype)
+            entry["stats"][stat] = {"offset": offset, "shape": list(arr.shape),
+                                    "scale": float(scale)}
+            chunks.append(arr.ravel())
+            offset += arr.size
+        table.append(entry)
+    flat = np.concatenate(chunks) if chunks else np.zeros(0, dtype)
+    payload = _npy_bytes(flat)
+    meta = {"arch": arch, "key": key, "dtype": storage, "numel": int(flat.size),
+            "checksum": digest(payload), "seconds": round(seconds, 4), "layers": table}
+    return payload, meta
+
+
+def _npy_bytes(arr: np.ndarray) -> bytes:
+    import io
+
+    buf = io.BytesIO()
+    np.save(buf, arr, allow_pickle=False)
+    return buf.getvalue()
+
+
+def build_one(spec_dict: dict, arch: str, key: str, out_dir: str, x, y,
+              device: str = "cpu", threads: int | None = 1) -> tuple[str, float, int]:
+    """Build, probe and store one arch. Runs inside a worker process."""
+    import torch
+
+    from .probe import probe_arch
+    from .spaces import get_space
+
+    if threads:
+        torch.set_num_threads(threads)  # 2 threads in each of 2 workers: 6x slower
+    spec = CacheSpec.from_dict(spec_dict)
+    space = get_space(spec.space)
+    layers, seconds = probe_arch(lambda a: space.build(a, spec.num_classes), arch, x, y,
+                                 spec.probe, init_seed=spec.seed, device=device)
+    payload, meta = encode_record(arch, key, layers, spec.storage, seconds)
+    stats_dir = Path(out_dir) / "stats"
+    atomic_write_bytes(stats_dir / f"{key}.npy", payload)
+    atomic_write_json(stats_dir / f"{key}.json", meta)
+    return key, seconds, len(payload)
+
+
+# ---------------------------------------------------------------- the cache
+
+
+class Cache:
+    """An on-disk statistics cache (see module docstring)."""
+
+    def __init__(self, root, manifest: dict):
+        self.root = Path(root)
+        self.manifest = manifest
+        self.spec = CacheSpec.from_dict(manifest["spec"])
+
+    @property
+    def stats_dir(self) -> Path:
+        return self.root / "stats"
+
+    def archs(self) -> list[str]:
+        return list(self.manifest.get("archs", []))
+
+    def key_of(self, arch: str) -> str:
+        return self.manifest["keys"][arch]
+
+    def status(self, arch: str) -> str:
+        """'ok', 'missing' or 'corrupt'."""
+        key = self.manifest["keys"].get(arch)
+        if key is None:
+            return "missing"
+        meta_path = self.stats_dir / f"{key}.json"
+        npy_path = self.stats_dir / f"{key}.npy"
+        if not meta_path.exists():
+            return "missing"
+        try:
+            meta = json.loads(meta_path.read_text())
+            ok = npy_path.exists() and digest(npy_path.read_bytes()) == meta["checksum"]
+        except (ValueError, KeyError, OSError):
+            ok = False
+        return "ok" if ok else "corrupt"
+
+    def record(self, arch: str, mmap: bool = True):
+        """(layer table, flat array) of one arch, checksum-verified."""
+        key = self.key_of(arch)
+        meta_path = self.stats_dir / f"{key}.json"
+        npy_path = self.stats_dir / f"{key}.npy"
+        try:
+            meta = json.loads(meta_path.read_text())
+            raw = npy_path.read_bytes()
+        except (OSError, ValueError) as e:
+            raise DataError(f"cache {self.root}: arch {arch} ({key}) is missing or unreadable "
+                            f"({e.__class__.__name__}); rerun `gpproxy cache` to build it") from None
+        if digest(raw) != meta.get("checksum"):
+            raise DataError(f"cache {self.root}: {npy_path.name} is corrupt (checksum mismatch); "
+                            f"rerun `gpproxy cache` with the same --out to rebuild it")
+        arr = np.load(npy_path, mmap_mode="r" if mmap else None, allow_pickle=False)
+        return meta, arr
+
+    def targets(self) -> dict[str, float]:
+        path = self.root / "targets.csv"
+        if not path.exists():
+            return {}
+        out = {}
+        for line in path.read_text().splitlines()[1:]:
+            arch, _key, value = line.rsplit(",", 2)
+            out[arch] = float(value)
+        return out
+
+    def describe(self) -> str:
+        s = self.spec
+        return (f"space={s.space} classes={s.num_classes} batch={s.batch} seed={s.seed} "
+                f"input={s.input} res={s.resolution} storage={s.storage} probe={s.probe.to_dict()}")
+
+
+def open_cache(root) -> Cache:
+    root = Path(root)
+    path = root / "cache.json"
+    if not path.exists():
+        raise DataError(f"no statistics cache at {root} (missing cache.json); build one with `gpproxy cache`")
+    try:
+        manifest = json.loads(path.read_text())
+        if manifest.get("version") != CACHE_VERSION:
+            raise DataError(f"cache {root} has format version {manifest.get('version')}, "
+                            f"this gpproxy reads {CACHE_VERSION}; rebuild it into a new --out")
+        return Cache(root, manifest)
+    except (ValueError, KeyError, TypeError) as e:
+        raise DataError(f"cache {root}: cache.json is corrupt ({e}); delete the directory and rebuild") from None
+
+
+def _check_compatible(root: Path, manifest: dict, spec: CacheSpec) -> None:
+    old = manifest["spec"]
+    new = spec.to_dict()
+    diff = [k for k in new if old.get(k) != new[k]]
+    if diff:
+        k = diff[0]
+        raise GpproxyError(f"cache {root} was built with {k}={old.get(k)!r}, not {new[k]!r}; "
+                           f"use another --out (numbers made differently must not be mixed)")
+
+
+def build_cache(root, spec: CacheSpec, archs: list, jobs: int = 1, device: str = "cpu",
+                benchmark: str | None = None, target: str | None = None,
+                targets: dict | None = None, progress=True, log=None) -> Cache:
+    """Create or complete a cache for `archs`; only missing/corrupt archs are computed.
+
+    Returns the opened cache. `archs` may be in any accepted encoding; they are
+    stored canonically.
+    """
+    from .spaces import get_space
+
+    log = log or (lambda msg: print(msg, file=sys.stderr, flush=True))
+    root = Path(root)
+    space = get_space(spec.space)
+    canon = [space.canonical(a) for a in archs]
+    manifest_path = root / "cache.json"
+    if manifest_path.exists():
+        manifest = open_cache(root).manifest
+        _check_compatible(root, manifest, spec)
+    else:
+        manifest = {"version": CACHE_VERSION, "spec": spec.to_dict(), "archs": [], "keys": {}}
+    x, y, input_info = load_input(spec)
+    manifest["input_info"] = input_info
+    if benchmark:
+        manifest["benchmark"] = benchmark
+    if target:
+        manifest["target"] = target
+    known = set(manifest["archs"])
+    for a in canon:
+        if a not in known:
+            manifest["archs"].append(a)
+            manifest["keys"][a] = space.key(a)
+            known.add(a)
+    (root / "stats").mkdir(parents=True, exist_ok=True)
+    atomic_write_json(manifest_path, manifest)
+    cache = Cache(root, manifest)
+    if targets:
+        rows = ["arch,key,target"] + [f"{a},{manifest['keys'][a]},{targets[a]!r}"
+                                      for a in manifest["archs"] if a in targets]
+        atomic_write_text(root / "targets.csv", "\n".join(rows) + "\n")
+
+    todo, corrupt = [], 0
+    for a in dict.fromkeys(canon):
+        st = cache.status(a)
+        if st != "ok":
+            todo.append(a)
+            corrupt += st == "corrupt"
+    if corrupt:
+        log(f"cache {root}: {corrupt} corrupt arch file(s) failed their checksum; rebuilding them")
+    done = len(set(canon)) - len(todo)
+    if not todo:
+        log(f"cache {root}: all {done} archs already built")
+        return cache
+    log(f"cache {root}: building {len(todo)} archs ({done} already done), "
+        f"{jobs} job(s), batch {spec.batch}, input {spec.input}")
+    t0 = time.perf_counter()
+    total_bytes, n = 0, 0
+    for key, seconds, nbytes in _run_jobs(spec, todo, manifest["keys"], root, x, y, jobs, device):
+        n += 1
+        total_bytes += nbytes
+        if progress and (n == len(todo) or n % max(1, len(todo) // 20) == 0 or n <= 2):
+            el = time.perf_counter() - t0
+            rate = n / el if el > 0 else float("inf")
+            eta = (len(todo) - n) / rate if rate > 0 else 0
+            log(f"  [{n:>5}/{len(todo)}] {rate:5.2f} archs/s, {total_bytes / n / 1e6:5.2f} MB/arch, "
+                f"eta {eta:5.0f}s")
+    el = time.perf_counter() - t0
+    summary = {"built": n, "seconds": round(el, 2), "archs_per_s": round(n / el, 3) if el else None,
+               "bytes_per_arch": int(total_bytes / max(n, 1))}
+    manifest["last_build"] = summary
+    atomic_write_json(manifest_path, manifest)
+    log(f"cache {root}: built {n} archs in {el:.1f}s ({summary['archs_per_s']} archs/s, "
+        f"{summary['bytes_per_arch'] / 1e6:.2f} MB/arch)")
+    return cache
+
+
+def _run_jobs(spec, todo, keys, root, x, y, jobs, device):
+    spec_dict = spec.to_dict()
+    if jobs <= 1 or len(todo) == 1:
+        for a in todo:
+            yield build_one(spec_dict, a, keys[a], str(root), x, y, device, threads=None)
+        return
+    from joblib import Parallel, delayed
+
+    # loky processes, one torch thread each; unordered so progress is live.
+    par = Parallel(n_jobs=jobs, backend="loky", return_as="generator_unordered")
+    yield from par(delayed(build_one)(spec_dict, a, keys[a], str(root), x, y, device, 1)
+                   for a in todo)

@@ -1,0 +1,214 @@
+"""The ``gpproxy`` command line.
+
+Every user-facing error is a GpproxyError: printed as one line prefixed
+``gpproxy: error:`` with exit code 2. Ctrl-C exits 130 and loses nothing
+(caches and runs are written atomically and resume).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from .errors import GpproxyError
+
+
+def _archs_arg(text: str, universe: list, seed: int) -> list:
+    """N (random, seeded) | all | FILE (one arch per line, any accepted encoding)."""
+    import numpy as np
+
+    if text == "all":
+        return list(universe)
+    if text.isdigit():
+        n = int(text)
+        if n > len(universe):
+            raise GpproxyError(f"--archs {n}: the benchmark has only {len(universe)} archs")
+        idx = np.random.default_rng(seed).permutation(len(universe))[:n]
+        return [universe[i] for i in idx]
+    path = Path(text)
+    if not path.exists():
+        raise GpproxyError(f"--archs {text!r} is neither a number, 'all', nor an existing file")
+    return [ln.strip() for ln in path.read_text().splitlines() if ln.strip() and not ln.startswith("#")]
+
+
+def cmd_cache(args) -> int:
+    import numpy as np
+
+    from .benchmarks import default_target, load_benchmark
+    from .cache import CacheSpec, build_cache
+    from .probe import ProbeConfig
+    from .spaces import get_space
+
+    bench = load_benchmark(args.benchmark)
+    target = args.target or default_target(bench)
+    acc = bench.accuracy(target)  # fails early on an unknown column
+    space = get_space(args.space)
+    archs = [space.canonical(a) for a in _archs_arg(args.archs, bench.archs, args.seed)]
+    lookup = {space.canonical(a): float(v) for a, v in zip(bench.archs, acc) if np.isfinite(v)}
+    missing = [a for a in archs if a not in lookup]
+    if missing:
+        raise GpproxyError(f"arch {missing[0]} has no {target!r} value in {args.benchmark}")
+    spec = CacheSpec(space=args.space, num_classes=args.num_classes, batch=args.batch, seed=args.seed,
+                     input=args.input, resolution=args.resolution, storage=args.storage,
+                     probe=ProbeConfig(act_features=args.act_features, weight_rows=args.weight_rows,
+                                       weight_cols=args.weight_cols, noise_pass=args.noise_pass,
+                                       sample_seed=args.seed))
+    from .engine import resolve_device
+
+    cache = build_cache(args.out, spec, archs, jobs=args.jobs, device=resolve_device(args.device),
+                        benchmark=args.benchmark, target=target, targets=lookup)
+    print(json.dumps({"cache": str(cache.root), "archs": len(cache.archs()), "target": target,
+                      "last_build": cache.manifest.get("last_build")}))
+    return 0
+
+
+def cmd_describe(args) -> int:
+    from .spaces import get_space
+
+    info = get_space(args.space).describe(args.arch, args.num_classes)
+    if args.json:
+        print(json.dumps(info, indent=1))
+        return 0
+    layers = info.pop("layers", [])
+    for k, v in info.items():
+        print(f"{k:>10}: {v}")
+    print(f"{'layers':>10}:")
+    for L in layers:
+        print("   " + "  ".join(f"{k}={v}" for k, v in L.items()))
+    return 0
+
+
+def cmd_evolve(args) -> int:
+    from .config import load_config
+    from .engine import Engine
+
+    cfg = load_config(args.config)
+    if args.device:
+        cfg.device = args.device
+    if args.generations is not None:
+        cfg.search.generations = args.generations
+    out = Path(args.out) if args.out else Path("runs") / cfg.name
+    summary = Engine(cfg, out).run()
+    print_summary(summary)
+    return 0
+
+
+def cmd_resume(args) -> int:
+    from .engine import Engine, load_run_config
+
+    cfg = load_run_config(args.run)
+    summary = Engine(cfg, args.run).run()
+    print_summary(summary)
+    return 0
+
+
+def print_summary(summary: dict) -> None:
+    print(f"\nrun: {summary['run']}")
+    print(f"Pareto front (search fitness vs. size); selection rule: {summary['rule']}")
+    chosen = summary.get("selected") or {}
+    for r in summary["front"]:
+        mark = "*" if r["formula"] == chosen.get("formula") else " "
+        print(f" {mark} size {r['size']:>3}  fitness {r['fitness']:+.4f}  {r['formula']}")
+    if not chosen:
+        print("no valid formula found")
+        return
+    sel = summary.get("heldout", {}).get("selected", {})
+    base = summary.get("heldout_baselines", {})
+    print("\nheld-out archs (never used for selection): Kendall tau / Spearman rho")
+    for task, rep in sel.items():
+        print(f"  task {task}")
+        rows = [("selected formula", rep)] + [(n, b.get(task)) for n, b in base.items()]
+        for name, r in rows:
+            if r:
+                print(f"    {name:<18} tau {r['kendall']:+.4f}  rho {r['spearman']:+.4f}  "
+                      f"top10% {r['top10pct']:.3f}  (n={r['n']})")
+            else:
+                print(f"    {name:<18} invalid on held-out archs")
+
+
+def cmd_inspect(args) -> int:
+    from .inspect_run import inspect_run
+
+    return inspect_run(args)
+
+
+def cmd_export(args) -> int:
+    from .export import export_cli
+
+    return export_cli(args)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="gpproxy", description="Discover zero-cost NAS proxies with typed GP.")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    c = sub.add_parser("cache", help="build (or complete) a statistics cache")
+    c.add_argument("--space", default="nb201")
+    c.add_argument("--benchmark", default="analog-nasbench", help="analog-nasbench | CSV path | NATS path")
+    c.add_argument("--target", default="", help="target column (default: the benchmark's default)")
+    c.add_argument("--archs", default="100", help="N (random) | all | FILE")
+    c.add_argument("--seed", type=int, default=0)
+    c.add_argument("--batch", type=int, default=16)
+    c.add_argument("--input", default="noise", help="noise | cifar10:DIR | cifar100:DIR | npz:FILE[:KEY]")
+    c.add_argument("--num-classes", type=int, default=10)
+    c.add_argument("--resolution", type=int, default=32)
+    c.add_argument("--storage", default="float16", choices=["float16", "float32"])
+    c.add_argument("--act-features", type=int, default=64)
+    c.add_argument("--weight-rows", type=int, default=16)
+    c.add_argument("--weight-cols", type=int, default=64)
+    c.add_argument("--noise-pass", action="store_true")
+    c.add_argument("--out", required=True)
+    c.add_argument("--jobs", type=int, default=1)
+    c.add_argument("--device", default="auto", help="auto | cpu | cuda")
+    c.set_defaults(fn=cmd_cache)
+
+    d = sub.add_parser("describe", help="layers, params and FLOPs of one arch")
+    d.add_argument("space")
+    d.add_argument("arch")
+    d.add_argument("--num-classes", type=int, default=10)
+    d.add_argument("--json", action="store_true")
+    d.set_defaults(fn=cmd_describe)
+
+    e = sub.add_parser("evolve", help="run an evolution from a TOML config")
+    e.add_argument("config")
+    e.add_argument("--out", default=None, help="run directory (default runs/<name>)")
+    e.add_argument("--device", default=None)
+    e.add_argument("--generations", type=int, default=None)
+    e.set_defaults(fn=cmd_evolve)
+
+    r = sub.add_parser("resume", help="continue a killed run")
+    r.add_argument("run")
+    r.set_defaults(fn=cmd_resume)
+
+    i = sub.add_parser("inspect", help="print a run's Pareto front")
+    i.add_argument("run")
+    i.add_argument("--json", action="store_true")
+    i.add_argument("--plot", default=None, help="write fitness-over-generations PNG here")
+    i.add_argument("--scatter", default=None, help="write score-vs-accuracy PNG of the selected formula")
+    i.set_defaults(fn=cmd_inspect)
+
+    x = sub.add_parser("export", help="write a standalone torch module for a formula")
+    x.add_argument("run", nargs="?", default=None)
+    x.add_argument("--rank", type=int, default=None, help="row of pareto.csv (default: the selected one)")
+    x.add_argument("--formula", default=None)
+    x.add_argument("--pack", default="default")
+    x.add_argument("-o", "--output", required=True)
+    x.set_defaults(fn=cmd_export)
+    return p
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.fn(args)
+    except GpproxyError as e:
+        print(f"gpproxy: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("gpproxy: interrupted; rerun the same command to resume", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

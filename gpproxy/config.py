@@ -1,0 +1,140 @@
+"""Run configuration: every default in one place, read from TOML, frozen into
+the run directory as ``config.json``.
+
+A config has top-level run settings, a ``[search]`` table (GP), a
+``[fitness]`` table and one or more ``[[task]]`` tables (a space + benchmark
++ target + arch split + probe settings). Unknown keys are errors: a typo must
+not silently fall back to a default.
+"""
+from __future__ import annotations
+
+import json
+import sys
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+
+from .errors import GpproxyError
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+
+@dataclass
+class TaskConfig:
+    name: str = "nb201-cifar10"
+    space: str = "nb201"
+    benchmark: str = "analog-nasbench"
+    target: str = ""  # "" = the benchmark's default target
+    num_classes: int = 10
+    search_archs: int = 300
+    heldout_archs: object = 300  # int, or "rest" = every arch not searched
+    split_seed: int = 0
+    batch: int = 16
+    seed: int = 0  # init + minibatch seed
+    input: str = "noise"
+    resolution: int = 32
+    storage: str = "float16"
+    act_features: int = 64
+    weight_rows: int = 16
+    weight_cols: int = 64
+    noise_pass: bool = False
+    cache: str = ""  # directory; "" = caches/<task name>-<hash of probe settings>
+
+
+@dataclass
+class SearchConfig:
+    pack: str = "default"
+    population: int = 48
+    generations: int = 10
+    init_min_height: int = 2
+    init_max_height: int = 5
+    max_height: int = 9
+    cx_prob: float = 0.6
+    subtree_mut_prob: float = 0.25
+    point_mut_prob: float = 0.15
+    seed_baselines: bool = True
+    hall_of_fame: int = 20
+    select_tolerance: float = 0.01  # selected = smallest front member within this of the best
+    backend: str = "serial"  # serial | local
+    jobs: int = 2
+    chunk_archs: int = 200
+
+
+@dataclass
+class FitnessConfig:
+    correlation: str = "kendall"  # kendall | spearman
+    subsets: int = 0  # > 0: EZNAS-style min over this many random subsets
+    subset_fraction: float = 0.5
+    combine: str = "mean"  # mean | min over tasks
+
+
+@dataclass
+class RunConfig:
+    name: str = "run"
+    seed: int = 0
+    device: str = "auto"
+    search: SearchConfig = field(default_factory=SearchConfig)
+    fitness: FitnessConfig = field(default_factory=FitnessConfig)
+    tasks: list = field(default_factory=lambda: [TaskConfig()])
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    def validate(self) -> "RunConfig":
+        if self.fitness.correlation not in ("kendall", "spearman"):
+            raise GpproxyError(f"fitness.correlation must be kendall or spearman, not {self.fitness.correlation!r}")
+        if self.fitness.combine not in ("mean", "min"):
+            raise GpproxyError(f"fitness.combine must be mean or min, not {self.fitness.combine!r}")
+        if self.search.backend not in ("serial", "local"):
+            raise GpproxyError(f"search.backend must be serial or local, not {self.search.backend!r}")
+        if self.search.population < 4 or self.search.population % 4:
+            raise GpproxyError(f"search.population must be a multiple of 4 (NSGA-II tournament), "
+                               f"got {self.search.population}")
+        if not self.tasks:
+            raise GpproxyError("a config needs at least one [[task]]")
+        names = [t.name for t in self.tasks]
+        if len(set(names)) != len(names):
+            raise GpproxyError(f"task names must be unique, got {names}")
+        for t in self.tasks:
+            if t.heldout_archs != "rest" and not isinstance(t.heldout_archs, int):
+                raise GpproxyError(f"task {t.name}: heldout_archs must be a number or \"rest\"")
+            if t.storage not in ("float16", "float32"):
+                raise GpproxyError(f"task {t.name}: storage must be float16 or float32")
+        return self
+
+
+def _fill(cls, data: dict, where: str):
+    known = {f.name for f in fields(cls)}
+    unknown = sorted(set(data) - known)
+    if unknown:
+        raise GpproxyError(f"unknown key(s) {', '.join(unknown)} in {where}; known: {', '.join(sorted(known))}")
+    return cls(**data)
+
+
+def config_from_dict(data: dict) -> RunConfig:
+    data = dict(data)
+    search = _fill(SearchConfig, data.pop("search", {}), "[search]")
+    fitness = _fill(FitnessConfig, data.pop("fitness", {}), "[fitness]")
+    raw_tasks = data.pop("task", None)
+    if raw_tasks is None:
+        raw_tasks = data.pop("tasks", [{}])
+    tasks = [_fill(TaskConfig, t, f"[[task]] #{i + 1}") for i, t in enumerate(raw_tasks)]
+    run = _fill(RunConfig, data, "the top level")
+    run.search, run.fitness, run.tasks = search, fitness, tasks
+    return run.validate()
+
+
+def load_config(path) -> RunConfig:
+    path = Path(path)
+    try:
+        if path.suffix == ".json":
+            data = json.loads(path.read_text())
+        else:
+            data = tomllib.loads(path.read_text())
+    except FileNotFoundError:
+        raise GpproxyError(f"config file {path} does not exist") from None
+    except (tomllib.TOMLDecodeError, ValueError) as e:
+        raise GpproxyError(f"config file {path} is not valid {'JSON' if path.suffix == '.json' else 'TOML'}: {e}") from None
+    return config_from_dict(data)

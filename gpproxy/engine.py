@@ -1,0 +1,381 @@
+"""The GP loop: DEAP operators, our own generations, NSGA-II on (fitness, size).
+
+No ``deap.creator``: the fitness and tree classes are defined here, so they
+pickle and survive checkpoint loads. All randomness is Python's ``random``
+module seeded from the config and saved in every checkpoint; fitness itself
+is deterministic (subsets are drawn once, by the driver), so a resumed run
+ends exactly where an uninterrupted one does, on any backend.
+"""
+from __future__ import annotations
+
+import random
+import statistics
+import sys
+import time
+from functools import partial
+from pathlib import Path
+
+import numpy as np
+import torch
+from deap import base, gp, tools
+
+from . import rundir
+from .config import RunConfig, config_from_dict
+from .errors import GpproxyError
+from .evaluator import EvalSpec, TaskEval, context_for, make_evaluator
+from .fitness import INVALID, draw_subsets, score_report
+from .formula import parse_formula, to_math
+from .pack import Net, load_pack
+from .statset import load_statset
+from .tasks import prepare_task
+
+
+class Fitness(base.Fitness):
+    """(rank correlation: maximise, tree size: minimise)."""
+
+    weights = (1.0, -1.0)
+
+
+class Individual(gp.PrimitiveTree):
+    def __init__(self, content):
+        super().__init__(content)
+        self.fitness = Fitness()
+
+
+def resolve_device(name: str) -> str:
+    if name == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise GpproxyError("device cuda requested but torch sees no CUDA device")
+    return name
+
+
+def pareto_front(memo: dict) -> list:
+    """Non-dominated (fitness up, size down) formulas among all valid ones seen.
+
+    Derived from the memo, not stored: it is the same after a resume.
+    """
+    best_per_size = {}
+    for formula, res in memo.items():
+        if not res["valid"]:
+            continue
+        size = res["size"]
+        cur = best_per_size.get(size)
+        if cur is None or (res["fitness"], formula) > (cur[1], cur[0]):
+            best_per_size[size] = (formula, res["fitness"])
+    front, best = [], -np.inf
+    for size in sorted(best_per_size):
+        formula, fit = best_per_size[size]
+        if fit > best:
+            front.append({"formula": formula, "size": size, "fitness": fit})
+            best = fit
+    return front
+
+
+def hall_of_fame(memo: dict, k: int) -> list:
+    valid = [(res["fitness"], -res["size"], f) for f, res in memo.items() if res["valid"]]
+    valid.sort(key=lambda t: (-t[0], -t[1], t[2]))
+    return [{"formula": f, "size": -s, "fitness": fit} for fit, s, f in valid[:k]]
+
+
+def select(front: list, tolerance: float) -> dict | None:
+    """The stated rule: the smallest front member within `tolerance` of the best fitness."""
+    if not front:
+        return None
+    best = max(r["fitness"] for r in front)
+    return min((r for r in front if r["fitness"] >= best - tolerance), key=lambda r: r["size"])
+
+
+class HeldoutScorer:
+    """Scores formulas on the held-out archs, never used for selection.
+
+    Chunks are kept in memory for small held-out sets and streamed from the
+    cache for large ones (all 15k NB201 archs would not fit comfortably).
+    """
+
+    KEEP_ARCHS = 3000
+
+    def __init__(self, pack, tasks: list, device: str, chunk_archs: int):
+        self.pack, self.tasks, self.device, self.chunk = pack, tasks, device, chunk_archs
+        self._kept = {}
+
+    def _chunks(self, td):
+        from .cache import open_cache
+
+        archs = td.heldout_archs
+        cache = open_cache(td.cache_root)
+        keep = len(archs) <= self.KEEP_ARCHS
+        if keep and td.config.name in self._kept:
+            yield from self._kept[td.config.name]
+            return
+        kept = []
+        for i in range(0, len(archs), self.chunk):
+            S = load_statset(cache, archs[i:i + self.chunk], stats=list(self.pack.stats), device=self.device)
+            if keep:
+                kept.append(S)
+            yield S
+        if keep:
+            self._kept[td.config.name] = kept
+
+    def report(self, formulas: list) -> dict:
+        from .formula import FormulaEval
+
+        run = FormulaEval(self.pack)
+        trees = {f: parse_formula(f, self.pack) for f in formulas}
+        out = {f: {} for f in formulas}
+        for td in self.tasks:
+            parts = {f: [] for f in formulas}
+            for S in self._chunks(td):
+                memo = {}
+                with torch.no_grad():
+                    for f, tree in trees.items():
+                        parts[f].append(run(tree, S, memo).double().cpu().numpy())
+            for f in formulas:
+                s = np.concatenate(parts[f])
+                if not np.all(np.isfinite(s)) or np.ptp(s) == 0:
+                    out[f][td.config.name] = None
+                else:
+                    out[f][td.config.name] = score_report(s, td.heldout_acc)
+        return out
+
+
+class Engine:
+    def __init__(self, config: RunConfig, root, log=None):
+        self.config = config
+        self.root = Path(root)
+        self.log = log or (lambda msg: print(msg, flush=True))
+        self.pack = load_pack(config.search.pack)
+        self.pset = self.pack.pset()
+        self.device = resolve_device(config.device)
+        self._toolbox()
+
+    # ----------------------------------------------------------- set-up
+    def _toolbox(self):
+        s = self.config.search
+        tb = base.Toolbox()
+        tb.register("expr", gp.genHalfAndHalf, pset=self.pset, min_=s.init_min_height,
+                    max_=s.init_max_height, type_=Net)
+        tb.register("individual", lambda: Individual(tb.expr()))
+        limit = gp.staticLimit(key=lambda ind: ind.height, max_value=s.max_height)
+        tb.register("mate", gp.cxOnePoint)
+        tb.decorate("mate", limit)
+        tb.register("mut_subtree", gp.mutUniform, expr=partial(gp.genGrow, min_=0, max_=2), pset=self.pset)
+        tb.decorate("mut_subtree", limit)
+        tb.register("mut_point", gp.mutNodeReplacement, pset=self.pset)
+        self.tb = tb
+
+    def prepare(self):
+        """Build/complete caches, split archs, set up the evaluator (driver-side seeds)."""
+        c = self.config
+        self.tasks = []
+        for t in c.tasks:
+            self.log(f"task {t.name}: {t.space} on {t.benchmark}, {t.search_archs} search / "
+                     f"{t.heldout_archs} held-out archs, batch {t.batch}, input {t.input}")
+            self.tasks.append(prepare_task(t, jobs=max(1, c.search.jobs), device=self.device,
+                                           log=lambda m: print(m, file=sys.stderr, flush=True)))
+        task_evals = []
+        for i, td in enumerate(self.tasks):
+            subsets = ()
+            if c.fitness.subsets > 0:
+                subsets = tuple(tuple(int(j) for j in s) for s in draw_subsets(
+                    len(td.search_archs), c.fitness.subsets, c.fitness.subset_fraction, c.seed + 1000 + i))
+            task_evals.append(TaskEval(td.config.name, str(td.cache_root), tuple(td.search_archs),
+                                       tuple(float(a) for a in td.search_acc), subsets))
+        self.eval_spec = EvalSpec(c.search.pack, tuple(task_evals), c.fitness.correlation,
+                                  c.fitness.combine, self.device, c.search.chunk_archs)
+        backend = c.search.backend if self.device == "cpu" else "serial"
+        self.evaluator = make_evaluator(self.eval_spec, backend, c.search.jobs)
+        self.heldout = HeldoutScorer(self.pack, self.tasks, self.device, c.search.chunk_archs)
+
+    def protocol(self) -> dict:
+        from .cache import open_cache
+
+        out = {"correlation": self.config.fitness.correlation, "tasks": []}
+        for td in self.tasks:
+            cache = open_cache(td.cache_root)
+            out["tasks"].append({
+                "task": td.config.name, "benchmark": td.config.benchmark, "benchmark_source": td.benchmark_source,
+                "target": td.target, "search_archs": len(td.search_archs), "heldout_archs": len(td.heldout_archs),
+                "disjoint": not (set(td.search_archs) & set(td.heldout_archs)),
+                "cache": str(td.cache_root), "cache_spec": cache.manifest["spec"],
+                "input": cache.manifest.get("input_info"),
+            })
+        return out
+
+    # ----------------------------------------------------------- evaluation
+    def evaluate(self, inds: list, memo: dict) -> int:
+        todo = list(dict.fromkeys(str(i) for i in inds if str(i) not in memo))
+        results = self.evaluator.map(todo)
+        for f, r in zip(todo, results):
+            r = dict(r)
+            r["size"] = len(parse_formula(f, self.pack, self.pset))
+            memo[f] = r
+        for ind in inds:
+            ind.fitness.values = (memo[str(ind)]["fitness"], len(ind))
+        return len(todo)
+
+    def _fresh(self, n: int, taken: set) -> list:
+        out, tries = [], 0
+        while len(out) < n and tries < 50 * n:
+            tries += 1
+            ind = self.tb.individual()
+            if str(ind) not in taken:
+                taken.add(str(ind))
+                out.append(ind)
+        return out
+
+    def _from_strings(self, formulas) -> list:
+        return [Individual(parse_formula(f, self.pack, self.pset)) for f in formulas]
+
+    # ----------------------------------------------------------- the loop
+    def run(self) -> dict:
+        c = self.config
+        self.root.mkdir(parents=True, exist_ok=True)
+        state = rundir.load_checkpoint(self.root)
+        if state is not None:
+            old = config_from_dict_safe(self.root)
+            if old is not None and old.to_dict() != c.to_dict():
+                raise GpproxyError(f"{self.root} holds a run with a different config; resume it with "
+                                   f"`gpproxy resume {self.root}` or choose another --out")
+        rundir.write_config(self.root, c.to_dict())
+        self.prepare()
+        rundir.atomic_write_json(self.root / "protocol.json", self.protocol())
+        mu = c.search.population
+        if state is None:
+            random.seed(c.seed)
+            memo, logbook, gen = {}, [], 0
+            seeds = list(self.pack.seeds.values()) if c.search.seed_baselines else []
+            pop = self._from_strings(seeds[:mu // 4])
+            pop += self._fresh(mu - len(pop), {str(p) for p in pop})
+            t0 = time.perf_counter()
+            n_new = self.evaluate(pop, memo)
+            pop = tools.selNSGA2(pop, mu)
+            self._after_generation(0, pop, memo, logbook, n_new, time.perf_counter() - t0)
+            gen = 1
+        else:
+            random.setstate(_as_random_state(state["random_state"]))
+            memo, logbook, gen = state["memo"], state["logbook"], state["generation"] + 1
+            pop = self._from_strings(state["population"])
+            for ind in pop:
+                ind.fitness.values = (memo[str(ind)]["fitness"], len(ind))
+            pop = tools.selNSGA2(pop, mu)  # restores crowding distances (deterministic)
+            rundir.rewrite_log(self.root, logbook)
+            self.log(f"resuming {self.root} after generation {state['generation']}")
+        for g in range(gen, c.search.generations + 1):
+            t0 = time.perf_counter()
+            offspring = self._vary(pop)
+            n_new = self.evaluate(offspring, memo)
+            pool, seen = [], set()
+            for ind in pop + offspring:
+                if str(ind) not in seen:
+                    seen.add(str(ind))
+                    pool.append(ind)
+            if len(pool) < mu:  # duplicates collapsed: refill with fresh programs
+                extra = self._fresh(mu - len(pool), seen)
+                n_new += self.evaluate(extra, memo)
+                pool += extra
+            pop = tools.selNSGA2(pool, mu)
+            self._after_generation(g, pop, memo, logbook, n_new, time.perf_counter() - t0)
+        return self.finish(memo)
+
+    def _vary(self, pop):
+        s = self.config.search
+        offspring = [self.tb.clone(i) for i in tools.selTournamentDCD(pop, len(pop))]
+        for i in range(1, len(offspring), 2):
+            if random.random() < s.cx_prob:
+                offspring[i - 1], offspring[i] = self.tb.mate(offspring[i - 1], offspring[i])
+        for i in range(len(offspring)):
+            r = random.random()
+            if r < s.subtree_mut_prob:
+                offspring[i], = self.tb.mut_subtree(offspring[i])
+            elif r < s.subtree_mut_prob + s.point_mut_prob:
+                offspring[i], = self.tb.mut_point(offspring[i])
+        return offspring
+
+    def _after_generation(self, g, pop, memo, logbook, n_new, seconds):
+        fits = [memo[str(i)]["fitness"] for i in pop]
+        valid = [f for f in fits if f > INVALID]
+        front = pareto_front(memo)
+        rec = {"generation": g, "evals": n_new, "total_evals": len(memo),
+               "best": max(fits), "median": statistics.median(valid) if valid else None,
+               "front_size": len(front), "invalid_rate": round(1 - len(valid) / len(fits), 4),
+               "evals_per_s": round(n_new / max(self.evaluator.last_seconds, 1e-9), 2),
+               "seconds": round(seconds, 3)}
+        logbook.append(rec)
+        rundir.append_log(self.root, rec)
+        best = max(front, key=lambda r: r["fitness"]) if front else None
+        self.log(f"gen {g:>3}  best {rec['best']:+.4f}  median {rec['median'] or 0:+.4f}  "
+                 f"front {rec['front_size']:>2}  evals {n_new:>3} ({rec['evals_per_s']}/s)  "
+                 f"invalid {rec['invalid_rate']:.0%}  {seconds:5.1f}s  "
+                 f"{best['formula'] if best else ''}")
+        self._write_tables(memo, heldout=g == 0 or g == self.config.search.generations)
+        rundir.save_checkpoint(self.root, {
+            "generation": g, "population": [str(i) for i in pop], "memo": memo,
+            "logbook": logbook, "random_state": random.getstate(),
+        })
+
+    def _write_tables(self, memo, heldout: bool):
+        front = pareto_front(memo)
+        hof = hall_of_fame(memo, self.config.search.hall_of_fame)
+        chosen = select(front, self.config.search.select_tolerance)
+        rows_needed = {r["formula"] for r in front + hof}
+        reports = self.heldout.report(sorted(rows_needed)) if heldout else {}
+        cols = ["rank", "selected", "formula", "size", "fitness"]
+        for td in self.tasks:
+            n = td.config.name
+            cols += [f"{n}:heldout_kendall", f"{n}:heldout_spearman", f"{n}:heldout_top10pct"]
+        cols += ["math"]
+
+        def row(i, r):
+            out = dict(r, rank=i, selected=int(chosen is not None and r["formula"] == chosen["formula"]),
+                       math=to_math(parse_formula(r["formula"], self.pack, self.pset), self.pack))
+            for tname, rep in reports.get(r["formula"], {}).items():
+                if rep:
+                    out[f"{tname}:heldout_kendall"] = round(rep["kendall"], 4)
+                    out[f"{tname}:heldout_spearman"] = round(rep["spearman"], 4)
+                    out[f"{tname}:heldout_top10pct"] = round(rep["top10pct"], 4)
+            return out
+
+        rundir.write_csv(self.root / "pareto.csv", [row(i, r) for i, r in enumerate(front)], cols)
+        rundir.write_csv(self.root / "hall_of_fame.csv", [row(i, r) for i, r in enumerate(hof)], cols)
+
+    def finish(self, memo) -> dict:
+        front = pareto_front(memo)
+        chosen = select(front, self.config.search.select_tolerance)
+        summary = {"run": str(self.root), "selected": chosen, "front": front,
+                   "rule": f"smallest front formula within {self.config.search.select_tolerance} "
+                           f"of the best search fitness"}
+        if chosen:
+            names = dict(self.pack.seeds)
+            formulas = [chosen["formula"]] + list(names.values())
+            rep = self.heldout.report(formulas)
+            summary["heldout"] = {"selected": rep[chosen["formula"]]}
+            summary["heldout_baselines"] = {n: rep[f] for n, f in names.items()}
+        rundir.atomic_write_json(self.root / "summary.json", summary)
+        return summary
+
+
+def config_from_dict_safe(root: Path):
+    import json
+
+    path = root / "config.json"
+    if not path.exists():
+        return None
+    return config_from_dict(_lists_from_json(json.loads(path.read_text())))
+
+
+def _lists_from_json(d):
+    return d
+
+
+def _as_random_state(state):
+    """pickle keeps tuples, but be tolerant of JSON-ish lists."""
+    version, internal, gauss = state
+    return (version, tuple(internal), gauss)
+
+
+def load_run_config(root) -> RunConfig:
+    cfg = config_from_dict_safe(Path(root))
+    if cfg is None:
+        raise GpproxyError(f"{root} has no config.json: not a gpproxy run directory")
+    return cfg

@@ -1,0 +1,218 @@
+"""Formula strings: parse (never eval), evaluate on a StatSet, pretty-print.
+
+``str(tree)`` is the canonical formula: the memo key, the CSV cell and the
+input of every exporter. ``parse_formula`` rebuilds the typed tree with
+``ast`` against the pack's whitelist: only calls of known primitive names,
+known terminal names and numbers are accepted, so hostile text such as
+``__import__('os')`` is rejected before anything runs.
+"""
+from __future__ import annotations
+
+import ast
+
+import torch
+from deap import gp
+
+from .errors import FormulaError
+from .pack import FAMILY_OF_TYPE, MATRIX, TYPE_NAMES, Layer, Net, Pack
+
+MAX_FORMULA_CHARS = 4000
+MAX_NESTING = 40
+
+
+# ---------------------------------------------------------------- parsing
+
+
+def parse_formula(text: str, pack: Pack, pset=None) -> gp.PrimitiveTree:
+    """Typed tree of a formula string; FormulaError (one line) if not valid."""
+    if not isinstance(text, str) or not text.strip():
+        raise FormulaError("empty formula")
+    text = text.strip()
+    if len(text) > MAX_FORMULA_CHARS:
+        raise FormulaError(f"formula is {len(text)} characters long (limit {MAX_FORMULA_CHARS})")
+    depth = 0
+    for ch in text:  # before ast.parse: deep nesting crashes Python's parser
+        depth += ch == "("
+        depth -= ch == ")"
+        if depth > MAX_NESTING:
+            raise FormulaError(f"formula nests deeper than {MAX_NESTING} levels")
+    try:
+        node = ast.parse(text, mode="eval").body
+    except SyntaxError as e:
+        raise FormulaError(f"formula is not valid syntax at column {e.offset}: {text[:80]!r}") from None
+    pset = pset or pack.pset()
+    terminals = {}
+    for typ, terms in pset.terminals.items():
+        for t in terms:
+            if not isinstance(t.value, float):
+                terminals[t.name] = t
+    nodes = _build(node, Net, pack, terminals)
+    return gp.PrimitiveTree(nodes)
+
+
+def _describe(node) -> str:
+    try:
+        return ast.unparse(node)[:60]
+    except Exception:  # pragma: no cover - ast.unparse handles all parsed nodes
+        return type(node).__name__
+
+
+def _number(node):
+    if isinstance(node, ast.Constant) and type(node.value) in (int, float):
+        return float(node.value)
+    if isinstance(node, ast.UnaryOp) and isinstance(node.op, (ast.USub, ast.UAdd)):
+        inner = _number(node.operand)
+        if inner is not None:
+            return -inner if isinstance(node.op, ast.USub) else inner
+    return None
+
+
+def _build(node, expected, pack: Pack, terminals) -> list:
+    num = _number(node)
+    if num is not None:
+        if expected not in (Layer, Net):
+            raise FormulaError(f"number {num} used where a {TYPE_NAMES[expected]} tensor is needed")
+        if num != num or num in (float("inf"), float("-inf")):
+            raise FormulaError("constants must be finite numbers")
+        return [gp.Terminal(num, False, expected)]
+    if isinstance(node, ast.Name):
+        term = terminals.get(node.id)
+        if term is None:
+            if pack.prims.get(node.id):
+                raise FormulaError(f"{node.id!r} is a primitive and needs arguments: {node.id}(...)")
+            raise FormulaError(f"unknown name {node.id!r}; terminals of pack {pack.name}: "
+                               f"{', '.join(sorted(terminals))}")
+        if term.ret is not expected:
+            raise FormulaError(f"{node.id!r} is a {TYPE_NAMES[term.ret]} value but a "
+                               f"{TYPE_NAMES[expected]} value is needed here")
+        return [term]
+    if isinstance(node, ast.Call):
+        if not isinstance(node.func, ast.Name):
+            raise FormulaError(f"only calls of primitive names are allowed, not {_describe(node.func)!r}")
+        if node.keywords:
+            raise FormulaError(f"keyword arguments are not allowed ({node.func.id})")
+        name = node.func.id
+        prim = pack.prims.get(name)
+        if prim is None:
+            raise FormulaError(f"unknown primitive {name!r}; primitives of pack {pack.name}: "
+                               f"{', '.join(sorted(pack.prims))}")
+        if len(node.args) != prim.arity:
+            raise FormulaError(f"{name} takes {prim.arity} argument(s), got {len(node.args)}")
+        candidates = [(args, ret) for args, ret in pack.overloads(name) if ret is expected]
+        if not candidates:
+            raise FormulaError(f"{name} cannot produce a {TYPE_NAMES[expected]} value here")
+        errors = []
+        for args, ret in candidates:
+            try:
+                children = [_build(a, t, pack, terminals) for a, t in zip(node.args, args)]
+            except FormulaError as e:
+                errors.append(e)
+                continue
+            return [gp.Primitive(name, list(args), ret)] + [n for c in children for n in c]
+        if len(errors) == 1:
+            raise errors[0]
+        raise FormulaError(f"no typing of {name}(...) fits its arguments: {errors[0]}")
+    raise FormulaError(f"not allowed in a formula: {_describe(node)!r} "
+                       f"(only primitive calls, terminal names and numbers)")
+
+
+def canonical(text: str, pack: Pack) -> str:
+    return str(parse_formula(text, pack))
+
+
+def stats_used(tree) -> set:
+    return {n.value for n in tree if isinstance(n, gp.Terminal) and isinstance(n.value, str)}
+
+
+# ---------------------------------------------------------------- evaluation
+
+
+class FormulaEval:
+    """Evaluates typed trees of one pack on a StatSet.
+
+    ``memo`` (optional dict) keeps Layer/Net-level results of subtrees by their
+    string, so formulas of one generation that share a subtree compute it
+    once. Matrix-level results are not kept: they are large.
+    """
+
+    def __init__(self, pack: Pack):
+        self.pack = pack
+
+    def __call__(self, tree, S, memo=None) -> torch.Tensor:
+        value, _ = self._eval(tree, 0, S, memo)
+        return value
+
+    def _eval(self, tree, i, S, memo):
+        node = tree[i]
+        if isinstance(node, gp.Terminal):
+            return self._terminal(node, S), i + 1
+        end = tree.searchSubtree(i).stop
+        key = None
+        if memo is not None and node.ret in (Layer, Net):
+            key = str(gp.PrimitiveTree(tree[i:end]))
+            hit = memo.get(key)
+            if hit is not None:
+                return hit, end
+        args, j = [], i + 1
+        for _ in range(node.arity):
+            v, j = self._eval(tree, j, S, memo)
+            args.append(v)
+        prim = self.pack.prims[node.name]
+        fn = prim.fn
+        if prim.kind == "unary":
+            out = [fn(t) for t in args[0]] if node.ret in MATRIX else fn(args[0])
+        elif prim.kind == "binary":
+            if node.ret in MATRIX:
+                out = [fn(a, b) for a, b in zip(args[0], args[1])]
+            else:
+                out = fn(args[0], args[1])
+        elif prim.kind == "reduce":
+            fam = FAMILY_OF_TYPE[node.args[0]]
+            out = torch.zeros(S.n_layers, dtype=S.layer_counts.dtype, device=S.layer_counts.device)
+            for bucket, t in zip(S.buckets[fam], args[0]):
+                out[bucket.layer_ids] = fn(t, bucket.scale).to(out.dtype)
+        else:
+            out = fn(args[0], S.arch_of_layer, S.layer_counts)
+        if key is not None:
+            memo[key] = out
+        return out, end
+
+    def _terminal(self, node, S):
+        if isinstance(node.value, float):
+            n = S.n_layers if node.ret is Layer else S.n_archs
+            return torch.full((n,), node.value, dtype=S.layer_counts.dtype, device=S.layer_counts.device)
+        name = node.value
+        if node.ret is Layer:
+            return S.meta[name]
+        try:
+            return S.stats[name]
+        except KeyError:
+            raise FormulaError(f"statistic {name!r} is not in this cache (it has "
+                               f"{', '.join(sorted(S.stats))}); rebuild the cache with it") from None
+
+
+# ---------------------------------------------------------------- printing
+
+
+def to_math(tree, pack: Pack, latex=False) -> str:
+    """Readable infix (or LaTeX) rendering of a typed tree."""
+
+    def rec(i):
+        node = tree[i]
+        if isinstance(node, gp.Terminal):
+            if isinstance(node.value, float):
+                return f"{node.value:g}", i + 1
+            name = node.value
+            if latex:
+                name = {"dW": r"\nabla W", "dZ": r"\nabla Z", "A": "A", "Z": "Z", "W": "W"}.get(
+                    name, rf"\mathrm{{{name}}}".replace("_", r"\_"))
+            return name, i + 1
+        parts, j = [], i + 1
+        for _ in range(node.arity):
+            s, j = rec(j)
+            parts.append(s)
+        prim = pack.prims[node.name]
+        template = prim.latex if latex else prim.math
+        return template.format(*parts), j
+
+    return rec(0)[0]

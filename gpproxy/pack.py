@@ -1,0 +1,254 @@
+"""Typed primitive packs: the vocabulary formulas are written in.
+
+Marker types carry shapes, so ill-formed programs cannot be generated:
+
+``Weight``  per-layer weight-shaped samples (``W``, ``dW``)      (n, r, c) per bucket
+``Input``   per-layer input-activation samples (``A``)           (n, B, k)
+``Output``  per-layer output samples (``Z``, ``dZ``)             (n, B, k)
+``Layer``   one number per layer                                 (L,)
+``Net``     one number per network: the proxy score              (N,)
+
+A primitive is a plain torch function registered under a *kind*:
+
+``unary(x)`` / ``binary(x, y)``  element-wise, registered for each type in ``on``
+                                 (the same function serves every type: a
+                                 formula string stays ``abs(W)``, not ``abs_w(W)``)
+``reduce(x, scale)``             matrix -> Layer; ``scale`` (n,) is
+                                 numel(full)/numel(sample) for sum-like estimates
+``aggregate(v, seg, counts)``    Layer -> Net; ``seg`` (L,) arch of each layer,
+                                 ``counts`` (N,) layers per arch
+
+Functions must use only ``torch`` and their arguments: the exporter copies
+their source into standalone modules. Every primitive is validated when
+registered (random, all-zero and all-negative inputs must give finite values of
+the right shape), so a pack cannot smuggle in an op that makes NaN on dead
+layers.
+"""
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from deap import gp
+
+from .errors import GpproxyError
+
+
+class Weight:
+    """Per-layer weight-shaped samples."""
+
+
+class Input:
+    """Per-layer input-activation samples (rows are batch samples)."""
+
+
+class Output:
+    """Per-layer output / output-gradient samples (rows are batch samples)."""
+
+
+class Layer:
+    """One number per layer."""
+
+
+class Net:
+    """One number per network."""
+
+
+MATRIX = (Weight, Input, Output)
+SCALAR = (Layer, Net)
+ALL = MATRIX + SCALAR
+TYPE_OF_FAMILY = {"weight": Weight, "input": Input, "output": Output}
+FAMILY_OF_TYPE = {v: k for k, v in TYPE_OF_FAMILY.items()}
+TYPE_NAMES = {t: t.__name__ for t in ALL}
+
+
+@dataclass
+class PrimDef:
+    name: str
+    kind: str  # unary | binary | reduce | aggregate
+    fn: object
+    types: tuple  # argument type of each registered overload
+    math: str  # readable infix template, {0} {1} are the arguments
+    latex: str
+
+    @property
+    def arity(self) -> int:
+        return 2 if self.kind == "binary" else 1
+
+
+@dataclass
+class Pack:
+    """A named vocabulary: statistics used, layer terminals, constants, primitives."""
+
+    name: str
+    stats: dict  # terminal name -> matrix type (Weight/Input/Output)
+    layer_terminals: tuple = ("params",)
+    constants: tuple = (0.5, 1.0, 2.0)
+    doc: str = ""
+    prims: dict = field(default_factory=dict)  # name -> PrimDef
+    seeds: dict = field(default_factory=dict)  # baseline name -> formula string
+
+    # ------------------------------------------------------------ registration
+    def _register(self, name, kind, types, math, latex):
+        def deco(fn):
+            if name in self.prims:
+                raise GpproxyError(f"pack {self.name}: primitive {name!r} registered twice")
+            prim = PrimDef(name, kind, fn, tuple(types), math or f"{name}({{0}})",
+                           latex or math or rf"\operatorname{{{name}}}({{0}})")
+            validate_primitive(prim)
+            self.prims[name] = prim
+            return fn
+        return deco
+
+    def unary(self, name, on=ALL, math=None, latex=None):
+        return self._register(name, "unary", on, math, latex)
+
+    def binary(self, name, on=ALL, math=None, latex=None):
+        math = math or f"{name}({{0}}, {{1}})"
+        return self._register(name, "binary", on, math, latex)
+
+    def reduce(self, name, on=MATRIX, math=None, latex=None):
+        return self._register(name, "reduce", on, math, latex)
+
+    def aggregate(self, name, math=None, latex=None):
+        return self._register(name, "aggregate", (Layer,), math, latex)
+
+    def seed(self, name: str, formula: str) -> None:
+        """A known proxy written in this vocabulary (can seed a population)."""
+        self.seeds[name] = formula
+
+    # ------------------------------------------------------------ DEAP view
+    def pset(self, include_layer_terminals=True) -> gp.PrimitiveSetTyped:
+        ps = gp.PrimitiveSetTyped(self.name, [], Net)
+        for prim in self.prims.values():
+            for t in prim.types:
+                if prim.kind == "unary":
+                    ps.addPrimitive(prim.fn, [t], t, name=prim.name)
+                elif prim.kind == "binary":
+                    ps.addPrimitive(prim.fn, [t, t], t, name=prim.name)
+                elif prim.kind == "reduce":
+                    ps.addPrimitive(prim.fn, [t], Layer, name=prim.name)
+                elif prim.kind == "aggregate":
+                    ps.addPrimitive(prim.fn, [Layer], Net, name=prim.name)
+        for stat, typ in self.stats.items():
+            ps.addTerminal(stat, typ, name=stat)
+        if include_layer_terminals:
+            for m in self.layer_terminals:
+                ps.addTerminal(m, Layer, name=m)
+        for c in self.constants:
+            # Unnamed: DEAP prints repr(value), and the same number may be
+            # both a Layer and a Net constant.
+            ps.addTerminal(float(c), Layer)
+            ps.addTerminal(float(c), Net)
+        missing = [TYPE_NAMES[t] for t in ALL
+                   if t in ps.primitives and ps.primitives[t] and not ps.terminals.get(t)]
+        if missing:
+            raise GpproxyError(f"pack {self.name}: types without terminals: {', '.join(missing)} "
+                               "(add a statistic of that type)")
+        return ps
+
+    def overloads(self, name: str):
+        """[(arg types, return type)] of a primitive name, for the parser."""
+        prim = self.prims.get(name)
+        if prim is None:
+            return []
+        out = []
+        for t in prim.types:
+            if prim.kind == "unary":
+                out.append(((t,), t))
+            elif prim.kind == "binary":
+                out.append(((t, t), t))
+            elif prim.kind == "reduce":
+                out.append(((t,), Layer))
+            else:
+                out.append(((Layer,), Net))
+        return out
+
+
+# ---------------------------------------------------------------- validation
+
+
+def _probe_inputs(typ):
+    gen = torch.Generator().manual_seed(0)
+    shape = (3, 5, 7) if typ in MATRIX else (7,)
+    rnd = torch.randn(shape, generator=gen)
+    return {"random": rnd, "zeros": torch.zeros(shape), "negative": -rnd.abs() - 0.1}
+
+
+def validate_primitive(prim: PrimDef) -> None:
+    """Run a primitive on random / all-zero / all-negative inputs of each type.
+
+    Raises GpproxyError naming the primitive, the type and the input on the
+    first non-finite value or wrong shape.
+    """
+    for typ in prim.types:
+        for label, x in _probe_inputs(typ).items():
+            try:
+                if prim.kind == "unary":
+                    out, want = prim.fn(x), tuple(x.shape)
+                elif prim.kind == "binary":
+                    out, want = prim.fn(x, x.flip(0) * 0.5 + 0.1), tuple(x.shape)
+                    out2 = prim.fn(x, torch.zeros_like(x))
+                    if not torch.isfinite(out2).all():
+                        raise GpproxyError(f"primitive {prim.name!r} ({TYPE_NAMES[typ]}) gives "
+                                           f"non-finite values when its second input is all zeros")
+                elif prim.kind == "reduce":
+                    out, want = prim.fn(x, torch.full((x.shape[0],), 4.0)), (x.shape[0],)
+                else:
+                    seg = torch.tensor([0, 0, 1, 1, 1, 2, 2])
+                    out, want = prim.fn(x, seg, torch.tensor([2.0, 3.0, 2.0])), (3,)
+            except GpproxyError:
+                raise
+            except Exception as e:
+                raise GpproxyError(f"primitive {prim.name!r} ({TYPE_NAMES[typ]}) fails on {label} "
+                                   f"input: {e.__class__.__name__}: {e}") from None
+            if not isinstance(out, torch.Tensor) or tuple(out.shape) != want:
+                got = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
+                raise GpproxyError(f"primitive {prim.name!r} ({TYPE_NAMES[typ]}) returns shape {got} "
+                                   f"on {label} input, expected {want}")
+            if not torch.isfinite(out).all():
+                raise GpproxyError(f"primitive {prim.name!r} ({TYPE_NAMES[typ]}) returns non-finite "
+                                   f"values on {label} input; guard it (e.g. log(|x|+eps))")
+
+
+# ---------------------------------------------------------------- discovery
+
+PACK_DIR = Path(__file__).resolve().parent.parent / "primitives"
+_LOADED: dict = {}
+
+
+def load_pack(name_or_path: str) -> Pack:
+    """A pack by name (module ``primitives.<name>``) or by path to a .py file.
+
+    A pack module defines a module-level ``PACK = Pack(...)``. Users add packs
+    by dropping a file into primitives/ or pointing at their own file.
+    """
+    if name_or_path in _LOADED:
+        return _LOADED[name_or_path]
+    path = Path(name_or_path)
+    if path.suffix == ".py":
+        if not path.exists():
+            raise GpproxyError(f"primitive pack file {path} does not exist")
+        mod_name = f"gpproxy_user_pack_{abs(hash(str(path.resolve())))}"
+        spec = importlib.util.spec_from_file_location(mod_name, path)
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[mod_name] = module
+        spec.loader.exec_module(module)
+    else:
+        try:
+            module = importlib.import_module(f"primitives.{name_or_path}")
+        except ModuleNotFoundError as e:
+            if e.name and e.name.startswith("primitives"):
+                avail = sorted(p.stem for p in PACK_DIR.glob("*.py") if not p.stem.startswith("_"))
+                raise GpproxyError(f"unknown primitive pack {name_or_path!r}; "
+                                   f"available: {', '.join(avail)}") from None
+            raise
+    pack = getattr(module, "PACK", None)
+    if not isinstance(pack, Pack):
+        raise GpproxyError(f"primitive pack {name_or_path!r} defines no PACK = Pack(...)")
+    _LOADED[name_or_path] = pack
+    return pack

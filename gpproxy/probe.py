@@ -1,0 +1,247 @@
+"""One forward+backward pass with hooks on every Conv2d/Linear layer.
+
+This module is the single source of the statistics that formulas see. The
+exporter copies the functions marked ``# exported`` verbatim into standalone
+proxy modules, so they may use only ``torch``, ``zlib`` and their arguments.
+
+What is kept per layer (see ``ProbeConfig``) is a fixed random *sample* of each
+tensor, not the tensor: EZNAS cached full tensors (tens of GB per 1,000 NB201
+nets); we keep a few thousand numbers per layer and per statistic.
+
+Statistics (names are the formula terminals):
+
+``W``  conv/linear weight, flattened to ``(C_out, C_in/groups * kh * kw)``;
+       a sample of ``weight_rows`` rows x ``weight_cols`` columns.
+``dW`` the weight's gradient (same positions as ``W``).
+``A``  the layer's input activation, flattened per sample to ``(B, C*H*W)``;
+       a sample of ``act_features`` columns (same positions for every sample).
+``Z``  the layer's output (before any BN), ``(B, C*H*W)``, sampled likewise.
+``dZ`` the loss gradient w.r.t. ``Z`` (same positions as ``Z``).
+
+With ``noise_pass`` a second pass on Gaussian-noise input (EZNAS's trick) adds
+``A_n``, ``Z_n``, ``dZ_n``, ``dW_n``.
+
+Positions depend only on (seed, statistic family, full tensor shape), so the
+same layer shape is sampled at the same positions in every architecture, and a
+formula sees comparable numbers across the search space. For every sample we
+also record ``scale = numel(full) / numel(sample)`` so that sum-like reductions
+estimate full-tensor sums (a 64-channel layer really is larger than a 16-channel
+one).
+"""
+from __future__ import annotations
+
+import time
+import zlib
+from dataclasses import asdict, dataclass
+
+import torch
+import torch.nn.functional as F
+
+WEIGHT_STATS = ("W", "dW")
+INPUT_STATS = ("A",)
+OUTPUT_STATS = ("Z", "dZ")
+NOISE_SUFFIX = "_n"
+
+
+@dataclass(frozen=True)
+class ProbeConfig:
+    """How statistics are sampled. Recorded verbatim in every cache."""
+
+    act_features: int = 64
+    weight_rows: int = 16
+    weight_cols: int = 64
+    noise_pass: bool = False
+    sample_seed: int = 0
+
+    def stat_names(self) -> tuple[str, ...]:
+        base = WEIGHT_STATS + INPUT_STATS + OUTPUT_STATS
+        if not self.noise_pass:
+            return base
+        return base + tuple(s + NOISE_SUFFIX for s in ("A", "Z", "dZ", "dW"))
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def stat_family(name: str) -> str:
+    """'weight', 'input' or 'output': statistics of one family share positions."""
+    base = name[: -len(NOISE_SUFFIX)] if name.endswith(NOISE_SUFFIX) else name
+    if base in WEIGHT_STATS:
+        return "weight"
+    if base in INPUT_STATS:
+        return "input"
+    if base in OUTPUT_STATS:
+        return "output"
+    raise KeyError(f"unknown statistic {name!r}")
+
+
+def sample_positions(shape, keep: int, seed: int, salt: str) -> torch.Tensor:  # exported
+    """Sorted indices of `keep` of `prod(shape)` positions, fixed by the shape.
+
+    Seeded by a CRC of (seed, salt, shape) rather than Python's hash(), which is
+    salted per process; the same layer shape must get the same positions in
+    every worker, run and exported module.
+    """
+    total = 1
+    for s in shape:
+        total *= int(s)
+    if keep >= total:
+        return torch.arange(total)
+    key = f"{seed}:{salt}:{'x'.join(str(int(s)) for s in shape)}".encode()
+    gen = torch.Generator().manual_seed(zlib.crc32(key))
+    return torch.randperm(total, generator=gen)[:keep].sort().values
+
+
+def sample_activation(t: torch.Tensor, keep: int, seed: int, salt: str):  # exported
+    """(B, ...) tensor -> ((B, k) float32 sample, scale). Avoids a full copy."""
+    batch = t.shape[0]
+    feat_shape = tuple(t.shape[1:])
+    idx = sample_positions(feat_shape, keep, seed, salt)
+    flat = t.detach().reshape(batch, -1) if t.dim() == 2 else None
+    if flat is None:
+        # Unravel to per-dimension indices so a channels_last tensor is read
+        # in place instead of being copied whole by reshape().
+        coords = []
+        rem = idx
+        for size in reversed(feat_shape):
+            coords.append(rem % size)
+            rem = rem // size
+        coords.reverse()
+        sample = t.detach()[(slice(None),) + tuple(c.to(t.device) for c in coords)]
+    else:
+        sample = flat[:, idx.to(t.device)]
+    total = 1
+    for s in feat_shape:
+        total *= int(s)
+    return sample.float(), total / idx.numel()
+
+
+def sample_weight(w: torch.Tensor, rows: int, cols: int, seed: int):  # exported
+    """Conv/linear weight -> ((r, c) float32 sample, scale); rows = out channels."""
+    mat = w.detach().reshape(w.shape[0], -1)
+    r_idx = sample_positions((mat.shape[0],), rows, seed, "weight-rows")
+    c_idx = sample_positions((mat.shape[1],), cols, seed, f"weight-cols:{tuple(w.shape)}")
+    sample = mat[r_idx.to(w.device)][:, c_idx.to(w.device)]
+    return sample.float(), mat.numel() / sample.numel()
+
+
+def probed_layers(net: torch.nn.Module):  # exported
+    """(name, module) of every Conv2d and Linear layer, in registration order."""
+    return [(n, m) for n, m in net.named_modules()
+            if isinstance(m, (torch.nn.Conv2d, torch.nn.Linear))]
+
+
+def run_pass(net, inputs, targets, loss_fn, cfg_act: int, cfg_rows: int,
+             cfg_cols: int, seed: int, suffix: str = ""):  # exported
+    """Forward+backward once; return {layer name: {stat: (sample, scale)}}.
+
+    Tensor hooks on layer outputs, not module backward hooks: the latter warn
+    on the first layer and break on in-place ops that follow a layer.
+    """
+    layers = probed_layers(net)
+    records = {name: {} for name, _ in layers}
+    handles = []
+
+    def make_hook(name):
+        def hook(module, args, out):
+            a = args[0]
+            records[name]["A" + suffix] = sample_activation(a, cfg_act, seed, "input")
+            records[name]["Z" + suffix] = sample_activation(out, cfg_act, seed, "output")
+            if out.requires_grad:
+                def grad_hook(g):
+                    records[name]["dZ" + suffix] = sample_activation(g, cfg_act, seed, "output")
+                out.register_hook(grad_hook)
+        return hook
+
+    for name, module in layers:
+        handles.append(module.register_forward_hook(make_hook(name)))
+    try:
+        net.zero_grad(set_to_none=True)
+        logits = net(inputs)
+        if isinstance(logits, (tuple, list)):
+            logits = logits[-1]
+        loss = loss_fn(logits, targets)
+        loss.backward()
+    finally:
+        for h in handles:
+            h.remove()
+    for name, module in layers:
+        rec = records[name]
+        if "Z" + suffix not in rec:
+            continue  # layer never ran in this network (unused branch)
+        if "dZ" + suffix not in rec:
+            z, scale = rec["Z" + suffix]
+            rec["dZ" + suffix] = (torch.zeros_like(z), scale)
+        if suffix == "":
+            rec["W"] = sample_weight(module.weight, cfg_rows, cfg_cols, seed)
+        grad = module.weight.grad
+        if grad is None:  # no path to the loss: the gradient is truly zero
+            grad = torch.zeros_like(module.weight)
+        rec["dW" + suffix] = sample_weight(grad, cfg_rows, cfg_cols, seed)
+    net.zero_grad(set_to_none=True)
+    return records
+
+
+def layer_meta(module) -> dict:
+    """Exact per-layer numbers (not sampled): formulas may use them as terminals."""
+    w = module.weight
+    meta = {
+        "type": type(module).__name__,
+        "out_channels": int(w.shape[0]),
+        "fan_in": int(w[0].numel()),
+        "params": int(sum(p.numel() for p in module.parameters(recurse=False))),
+    }
+    if isinstance(module, torch.nn.Conv2d):
+        meta.update(kernel=list(module.kernel_size), stride=list(module.stride),
+                    groups=int(module.groups))
+    return meta
+
+
+def probe(net, inputs, targets, cfg: ProbeConfig, loss_fn=None, noise_inputs=None):
+    """Run the probe pass(es); return a list of per-layer records.
+
+    Each record: {"name", "meta": {...}, "stats": {stat: (Tensor[r, c], scale)}}
+    with ``meta["out_numel"]`` (per-sample output size, for FLOPs-like terms).
+    """
+    loss_fn = loss_fn or F.cross_entropy
+    was_training = net.training
+    net.train()  # BN in batch-statistics mode, as the zero-cost literature scores
+    try:
+        records = run_pass(net, inputs, targets, loss_fn, cfg.act_features,
+                           cfg.weight_rows, cfg.weight_cols, cfg.sample_seed)
+        if cfg.noise_pass:
+            if noise_inputs is None:
+                gen = torch.Generator().manual_seed(cfg.sample_seed + 1)
+                noise_inputs = torch.randn(inputs.shape, generator=gen).to(inputs)
+            extra = run_pass(net, noise_inputs, targets, loss_fn, cfg.act_features,
+                             cfg.weight_rows, cfg.weight_cols, cfg.sample_seed,
+                             suffix=NOISE_SUFFIX)
+            for name, rec in extra.items():
+                records[name].update(rec)
+    finally:
+        net.train(was_training)
+    out = []
+    modules = dict(probed_layers(net))
+    for name, stats in records.items():
+        if "Z" not in stats:
+            continue
+        meta = layer_meta(modules[name])
+        meta["out_numel"] = int(stats["Z"][0].shape[1] * stats["Z"][1])
+        out.append({"name": name, "meta": meta, "stats": stats})
+    return out
+
+
+def probe_arch(build, arch, inputs, targets, cfg: ProbeConfig, init_seed: int,
+               device="cpu", channels_last=True):
+    """Build one network with a fixed init seed, probe it, time it."""
+    torch.manual_seed(init_seed)
+    net = build(arch)
+    net = net.to(device)
+    x, y = inputs.to(device), targets.to(device)
+    if channels_last:
+        # channels_last halves NB201's CPU time (avg_pool in NCHW dominates).
+        net = net.to(memory_format=torch.channels_last)
+        x = x.contiguous(memory_format=torch.channels_last)
+    t0 = time.perf_counter()
+    layers = probe(net, x, y, cfg)
+    return layers, time.perf_counter() - t0

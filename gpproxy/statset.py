@@ -1,0 +1,124 @@
+"""Cached statistics of many archs, stacked for batched formula evaluation.
+
+Layers of all archs are numbered 0..L-1 (arch by arch). For each statistic
+family (weight / input / output), layers whose sample has the same shape are
+stacked into one bucket tensor ``(n, r, c)``; NB201 has a dozen shapes, so a
+formula costs a few dozen large tensor ops instead of tens of thousands of
+small ones. Statistics of one family share the bucket layout, so element-wise
+ops between e.g. ``W`` and ``dW`` pair bucket by bucket.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from .probe import stat_family
+
+# Exact per-layer numbers exposed to formulas as per-layer terminals.
+LAYER_META = ("params", "fan_in", "out_channels", "out_numel")
+
+
+@dataclass
+class Bucket:
+    layer_ids: torch.Tensor  # (n,) global layer index
+    scale: torch.Tensor  # (n,) numel(full) / numel(sample), per stat family
+    shape: tuple
+
+
+@dataclass
+class StatSet:
+    archs: list
+    arch_of_layer: torch.Tensor  # (L,) long
+    layer_counts: torch.Tensor  # (N,) float
+    meta: dict  # name -> (L,) float tensor
+    buckets: dict  # family -> list[Bucket]
+    stats: dict  # stat name -> list[Tensor (n, r, c)], aligned with its family's buckets
+    device: str = "cpu"
+
+    @property
+    def n_archs(self) -> int:
+        return len(self.archs)
+
+    @property
+    def n_layers(self) -> int:
+        return int(self.arch_of_layer.numel())
+
+    def family_buckets(self, stat: str) -> list:
+        return self.buckets[stat_family(stat)]
+
+    def nbytes(self) -> int:
+        return sum(t.numel() * t.element_size() for ts in self.stats.values() for t in ts)
+
+
+def load_statset(cache, archs=None, stats=None, device="cpu", dtype=torch.float32) -> StatSet:
+    """Stack the cached statistics of `archs` (default: all) into a StatSet.
+
+    `stats` limits which statistics are loaded (a pack that uses only W and dW
+    need not read activations). Storage fp16 is upcast once here: per-op
+    upcasting on CPU made evaluation 2-3x slower.
+    """
+    archs = list(cache.archs() if archs is None else archs)
+    wanted = None if stats is None else set(stats)
+    per_family: dict = {}  # family -> {shape: {"ids": [], "scale": [], stat: [arrays]}}
+    arch_of_layer, meta_cols = [], {m: [] for m in LAYER_META}
+    counts = []
+    lid = 0
+    for ai, arch in enumerate(archs):
+        table, flat = cache.record(arch)
+        counts.append(len(table["layers"]))
+        for layer in table["layers"]:
+            arch_of_layer.append(ai)
+            for m in LAYER_META:
+                meta_cols[m].append(float(layer["meta"].get(m, 0)))
+            seen_family = set()
+            for stat, info in layer["stats"].items():
+                if wanted is not None and stat not in wanted:
+                    continue
+                fam = stat_family(stat)
+                shape = tuple(info["shape"])
+                slot = per_family.setdefault(fam, {}).setdefault(shape, {"ids": [], "scale": []})
+                if fam not in seen_family:
+                    slot["ids"].append(lid)
+                    slot["scale"].append(info["scale"])
+                    seen_family.add(fam)
+                n = int(np.prod(shape))
+                slot.setdefault(stat, []).append(flat[info["offset"]: info["offset"] + n].reshape(shape))
+            lid += 1
+    buckets, stat_tensors = {}, {}
+    for fam, shapes in per_family.items():
+        buckets[fam] = []
+        for shape in sorted(shapes):
+            slot = shapes[shape]
+            buckets[fam].append(Bucket(torch.tensor(slot["ids"], dtype=torch.long, device=device),
+                                       torch.tensor(slot["scale"], dtype=dtype, device=device),
+                                       shape))
+            for stat, arrays in slot.items():
+                if stat in ("ids", "scale"):
+                    continue
+                if len(arrays) != len(slot["ids"]):
+                    raise ValueError(f"statistic {stat} is missing for some layers of shape {shape}")
+                t = torch.from_numpy(np.stack(arrays).astype(np.float32, copy=False))
+                stat_tensors.setdefault(stat, []).append(t.to(device=device, dtype=dtype))
+    # A family present in some archs only would misalign buckets: every stat
+    # must cover all buckets of its family.
+    for stat, ts in stat_tensors.items():
+        if len(ts) != len(buckets[stat_family(stat)]):
+            raise ValueError(f"statistic {stat} is not cached for every layer")
+    return StatSet(
+        archs=archs,
+        arch_of_layer=torch.tensor(arch_of_layer, dtype=torch.long, device=device),
+        layer_counts=torch.tensor(counts, dtype=dtype, device=device),
+        meta={m: torch.tensor(v, dtype=dtype, device=device) for m, v in meta_cols.items()},
+        buckets=buckets,
+        stats=stat_tensors,
+        device=str(device),
+    )
+
+
+def load_chunks(cache, archs=None, stats=None, device="cpu", chunk_archs=200):
+    """StatSets of at most `chunk_archs` archs each: bounds intermediate memory."""
+    archs = list(cache.archs() if archs is None else archs)
+    return [load_statset(cache, archs[i:i + chunk_archs], stats, device)
+            for i in range(0, len(archs), chunk_archs)]

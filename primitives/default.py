@@ -1,0 +1,189 @@
+"""The default primitive pack: statistics of one data pass, guarded ops.
+
+Every function uses only torch and its arguments (exports copy the source).
+Reductions receive ``scale`` = numel(full tensor) / numel(sample), so ``sum``,
+``l1`` and ``frob`` estimate the full layer's value, not the sample's.
+"""
+import torch
+
+from gpproxy.pack import ALL, MATRIX, Input, Layer, Output, Pack, Weight
+
+PACK = Pack(
+    name="default",
+    stats={"W": Weight, "dW": Weight, "A": Input, "Z": Output, "dZ": Output},
+    layer_terminals=("params", "fan_in", "out_channels", "out_numel"),
+    constants=(0.5, 1.0, 2.0),
+    doc="weights, weight gradients, input/output activations and output gradients of one pass",
+)
+
+# ------------------------------------------------------------------ unary
+
+
+@PACK.unary("abs", math="|{0}|", latex=r"\left|{0}\right|")
+def abs_(x):
+    return x.abs()
+
+
+@PACK.unary("square", math="({0})²", latex=r"\left({0}\right)^2")
+def square(x):
+    return (x * x).clamp(max=1e30)
+
+
+@PACK.unary("sqrt", math="√|{0}|", latex=r"\sqrt{{\left|{0}\right|}}")
+def sqrt(x):
+    return x.abs().sqrt()
+
+
+@PACK.unary("log", math="log|{0}|", latex=r"\log\left|{0}\right|")
+def log(x):
+    # log(|x| + eps): dead layers have exact zeros (log 0 = -inf).
+    return (x.abs() + 1e-8).log()
+
+
+@PACK.unary("exp", math="exp({0})", latex=r"e^{{{0}}}")
+def exp(x):
+    return x.clamp(-30.0, 30.0).exp()
+
+
+@PACK.unary("relu", math="relu({0})", latex=r"\max(0, {0})")
+def relu(x):
+    return x.clamp(min=0.0)
+
+
+@PACK.unary("sigmoid", math="σ({0})", latex=r"\sigma({0})")
+def sigmoid(x):
+    return torch.sigmoid(x)
+
+
+@PACK.unary("sign", math="sign({0})", latex=r"\operatorname{{sign}}({0})")
+def sign(x):
+    return torch.sign(x)
+
+
+@PACK.unary("neg", math="-({0})", latex=r"-\left({0}\right)")
+def neg(x):
+    return -x
+
+
+@PACK.unary("inv", math="1/({0})", latex=r"\frac{{1}}{{{0}}}")
+def inv(x):
+    # Guarded reciprocal: |x| < 1e-6 is treated as ±1e-6 (sign kept, 0 -> +).
+    safe = torch.where(x.abs() < 1e-6, torch.where(x < 0, -1e-6, 1e-6), x)
+    return 1.0 / safe
+
+
+@PACK.unary("normalize", on=MATRIX, math="norm({0})", latex=r"\operatorname{{norm}}({0})")
+def normalize(x):
+    # Standardise each layer's sample (zero mean, unit variance).
+    mu = x.mean(dim=(1, 2), keepdim=True)
+    sd = (x - mu).pow(2).mean(dim=(1, 2), keepdim=True).sqrt()
+    return (x - mu) / (sd + 1e-8)
+
+
+# ------------------------------------------------------------------ binary
+
+
+@PACK.binary("add", math="({0} + {1})", latex=r"\left({0} + {1}\right)")
+def add(x, y):
+    return x + y
+
+
+@PACK.binary("sub", math="({0} − {1})", latex=r"\left({0} - {1}\right)")
+def sub(x, y):
+    return x - y
+
+
+@PACK.binary("mul", math="({0} ⊙ {1})", latex=r"\left({0} \odot {1}\right)")
+def mul(x, y):
+    return (x * y).clamp(-1e30, 1e30)
+
+
+@PACK.binary("div", math="({0} ⊘ {1})", latex=r"\frac{{{0}}}{{{1}}}")
+def div(x, y):
+    safe = torch.where(y.abs() < 1e-6, torch.where(y < 0, -1e-6, 1e-6), y)
+    return (x / safe).clamp(-1e30, 1e30)
+
+
+# ------------------------------------------------------------------ reductions
+
+
+@PACK.reduce("mean", math="mean[{0}]", latex=r"\overline{{{0}}}")
+def mean(x, scale):
+    return x.mean(dim=(1, 2))
+
+
+@PACK.reduce("sum", math="Σ[{0}]", latex=r"\sum {0}")
+def sum_(x, scale):
+    return x.sum(dim=(1, 2)) * scale
+
+
+@PACK.reduce("l1", math="‖{0}‖₁", latex=r"\left\|{0}\right\|_1")
+def l1(x, scale):
+    return x.abs().sum(dim=(1, 2)) * scale
+
+
+@PACK.reduce("frob", math="‖{0}‖", latex=r"\left\|{0}\right\|_F")
+def frob(x, scale):
+    return (x.pow(2).sum(dim=(1, 2)) * scale).clamp(max=1e30).sqrt()
+
+
+@PACK.reduce("std", math="std[{0}]", latex=r"\operatorname{{std}}({0})")
+def std(x, scale):
+    mu = x.mean(dim=(1, 2), keepdim=True)
+    return (x - mu).pow(2).mean(dim=(1, 2)).sqrt()
+
+
+@PACK.reduce("snr", math="snr[{0}]", latex=r"\operatorname{{snr}}({0})")
+def snr(x, scale):
+    # Mean over columns of |mean| / std across rows (rows = batch samples for
+    # activations): ZiCo's signal-to-noise idea on sampled features.
+    mu = x.mean(dim=1).abs()
+    sd = (x - x.mean(dim=1, keepdim=True)).pow(2).mean(dim=1).sqrt()
+    return (mu / (sd + 1e-8)).clamp(max=1e8).mean(dim=1)
+
+
+@PACK.reduce("logdet", math="logdet[{0}{0}ᵀ]", latex=r"\log\det\left({0}{0}^\top\right)")
+def logdet(x, scale):
+    # log-determinant of the row kernel (rows = samples for activations),
+    # normalised by the number of columns and ridge-regularised.
+    k = x @ x.transpose(1, 2) / x.shape[2]
+    k = k + 1e-3 * torch.eye(k.shape[1], dtype=k.dtype, device=k.device)
+    return torch.linalg.slogdet(k.double()).logabsdet.float().clamp(-1e6, 1e6)
+
+
+@PACK.reduce("hamming", math="logdet K_H[{0}]", latex=r"\log\det K_H\left({0}\right)")
+def hamming(x, scale):
+    # NASWOT's kernel on binary codes (x > 0): agreements between two rows.
+    c = (x > 0).to(x.dtype)
+    k = c @ c.transpose(1, 2) + (1 - c) @ (1 - c).transpose(1, 2)
+    k = k + 1e-3 * torch.eye(k.shape[1], dtype=k.dtype, device=k.device)
+    return torch.linalg.slogdet(k.double()).logabsdet.float().clamp(-1e6, 1e6)
+
+
+# ------------------------------------------------------------------ aggregation
+
+
+@PACK.aggregate("sum_layers", math="Σ_l {0}", latex=r"\sum_{{l}} {0}")
+def sum_layers(v, seg, counts):
+    return torch.zeros_like(counts).index_add(0, seg, v)
+
+
+@PACK.aggregate("mean_layers", math="mean_l {0}", latex=r"\frac{{1}}{{L}}\sum_{{l}} {0}")
+def mean_layers(v, seg, counts):
+    return torch.zeros_like(counts).index_add(0, seg, v) / counts.clamp(min=1)
+
+
+@PACK.aggregate("max_layers", math="max_l {0}", latex=r"\max_{{l}} {0}")
+def max_layers(v, seg, counts):
+    init = torch.full_like(counts, -1e30)
+    return init.scatter_reduce(0, seg, v, reduce="amax", include_self=True)
+
+
+# Known proxies in this vocabulary (population seeds; see gpproxy.baselines).
+PACK.seed("snip", "sum_layers(l1(mul(W, dW)))")
+PACK.seed("grad_norm", "sum_layers(frob(dW))")
+PACK.seed("l2_norm", "sum_layers(frob(W))")
+PACK.seed("plain", "sum_layers(sum(mul(W, dW)))")
+PACK.seed("params", "sum_layers(params)")
+PACK.seed("nwot_layerwise", "sum_layers(hamming(A))")
+PACK.seed("fisher_like", "sum_layers(sum(square(mul(Z, dZ))))")
