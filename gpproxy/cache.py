@@ -86,11 +86,12 @@ def encode_record(arch: str, key: str, layers: list, storage: str, seconds: floa
     for layer in layers:
         entry = {"name": layer["name"], "meta": layer["meta"], "stats": {}}
         for stat, (tensor, scale) in layer["stats"].items():
-            arr = tensor.detach().cpu().numpy().astype(dtype, copy=False)
+            arr = tensor.detach().cpu().numpy()
             if dtype == np.float16:
                 # fp16 overflows to inf above 65504; clip so a huge but finite
                 # activation stays finite (and ranks the same).
-                arr = np.clip(tensor.detach().cpu().numpy(), -65000, 65000).astype(dtype)
+                arr = np.clip(arr, -65000, 65000)
+            arr = arr.astype(dtype, copy=False)
             entry["stats"][stat] = {"offset": offset, "shape": list(arr.shape),
                                     "scale": float(scale)}
             chunks.append(arr.ravel())
@@ -119,12 +120,17 @@ def build_one(spec_dict: dict, arch: str, key: str, out_dir: str, x, y,
     from .probe import probe_arch
     from .spaces import get_space
 
-    if threads:
-        torch.set_num_threads(threads)  # 2 threads in each of 2 workers: 6x slower
-    spec = CacheSpec.from_dict(spec_dict)
-    space = get_space(spec.space)
-    layers, seconds = probe_arch(lambda a: space.build(a, spec.num_classes), arch, x, y,
-                                 spec.probe, init_seed=spec.seed, device=device)
+    # One thread always: 2 threads in each of 2 workers ran 6x slower, and a
+    # fixed thread count keeps the cached numbers bit-identical whatever --jobs.
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads or 1)
+    try:
+        spec = CacheSpec.from_dict(spec_dict)
+        space = get_space(spec.space)
+        layers, seconds = probe_arch(lambda a: space.build(a, spec.num_classes), arch, x, y,
+                                     spec.probe, init_seed=spec.seed, device=device)
+    finally:
+        torch.set_num_threads(before)
     payload, meta = encode_record(arch, key, layers, spec.storage, seconds)
     stats_dir = Path(out_dir) / "stats"
     atomic_write_bytes(stats_dir / f"{key}.npy", payload)
@@ -306,7 +312,7 @@ def _run_jobs(spec, todo, keys, root, x, y, jobs, device):
     spec_dict = spec.to_dict()
     if jobs <= 1 or len(todo) == 1:
         for a in todo:
-            yield build_one(spec_dict, a, keys[a], str(root), x, y, device, threads=None)
+            yield build_one(spec_dict, a, keys[a], str(root), x, y, device, threads=1)
         return
     from joblib import Parallel, delayed
 

@@ -159,7 +159,7 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--weight-cols", type=int, default=64)
     c.add_argument("--noise-pass", action="store_true")
     c.add_argument("--out", required=True)
-    c.add_argument("--jobs", type=int, default=1)
+    c.add_argument("--jobs", type=int, default=2, help="worker processes (1 torch thread each)")
     c.add_argument("--device", default="auto", help="auto | cpu | cuda")
     c.set_defaults(fn=cmd_cache)
 

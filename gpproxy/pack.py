@@ -122,10 +122,16 @@ class Pack:
         self.seeds[name] = formula
 
     # ------------------------------------------------------------ DEAP view
+    def active_types(self, prim: PrimDef) -> tuple:
+        """Overload types of `prim` that this pack can feed (a matrix type
+        with no statistic in the pack would have no terminal)."""
+        have = set(self.stats.values()) | {Layer, Net}
+        return tuple(t for t in prim.types if t in have)
+
     def pset(self, include_layer_terminals=True) -> gp.PrimitiveSetTyped:
         ps = gp.PrimitiveSetTyped(self.name, [], Net)
         for prim in self.prims.values():
-            for t in prim.types:
+            for t in self.active_types(prim):
                 if prim.kind == "unary":
                     ps.addPrimitive(prim.fn, [t], t, name=prim.name)
                 elif prim.kind == "binary":
@@ -157,7 +163,7 @@ class Pack:
         if prim is None:
             return []
         out = []
-        for t in prim.types:
+        for t in self.active_types(prim):
             if prim.kind == "unary":
                 out.append(((t,), t))
             elif prim.kind == "binary":

@@ -1,0 +1,135 @@
+"""Statistics cache: resume after a kill, checksums, compatibility, CLI errors."""
+import json
+
+import numpy as np
+import pytest
+
+import gpproxy.cache as cache_mod
+from gpproxy.cache import CacheSpec, build_cache, open_cache
+from gpproxy.cli import main
+from gpproxy.errors import DataError, GpproxyError
+from gpproxy.probe import ProbeConfig
+from gpproxy.spaces import get_space
+from gpproxy.statset import load_statset
+
+SPEC = CacheSpec(batch=4, probe=ProbeConfig(act_features=16, weight_rows=8, weight_cols=16))
+ARCHS = [get_space("nb201").all_archs()[i] for i in (0, 7, 99, 1234, 5000, 15624)]
+
+
+def quiet(msg):
+    pass
+
+
+def test_build_records_everything(tmp_path):
+    c = build_cache(tmp_path / "c", SPEC, ARCHS, log=quiet)
+    assert c.archs() == ARCHS and all(c.status(a) == "ok" for a in ARCHS)
+    man = json.loads((tmp_path / "c" / "cache.json").read_text())
+    assert man["spec"]["probe"]["act_features"] == 16 and man["input_info"]["kind"] == "noise"
+    table, flat = c.record(ARCHS[1])
+    assert flat.dtype == np.float16
+    layer = table["layers"][0]
+    assert set(layer["stats"]) == {"W", "dW", "A", "Z", "dZ"}
+    assert layer["meta"]["params"] == 3 * 16 * 9  # the stem conv
+
+
+def test_same_layer_shape_same_positions(tmp_path):
+    """Two archs see their stem conv's output sampled at identical positions."""
+    from gpproxy.probe import sample_positions
+
+    a = sample_positions((16, 32, 32), 16, 0, "output")
+    b = sample_positions((16, 32, 32), 16, 0, "output")
+    assert a.equal(b) and len(set(a.tolist())) == 16
+
+
+def test_killed_build_resumes_only_missing(tmp_path, monkeypatch):
+    calls = []
+    real = cache_mod.build_one
+
+    def dying(spec, arch, *a, **k):
+        if len(calls) == 3:
+            raise KeyboardInterrupt
+        calls.append(arch)
+        return real(spec, arch, *a, **k)
+
+    monkeypatch.setattr(cache_mod, "build_one", dying)
+    with pytest.raises(KeyboardInterrupt):
+        build_cache(tmp_path / "c", SPEC, ARCHS, log=quiet)
+    done = [a for a in ARCHS if open_cache(tmp_path / "c").status(a) == "ok"]
+    assert len(done) == 3
+    calls.clear()
+    monkeypatch.setattr(cache_mod, "build_one", lambda spec, arch, *a, **k: (calls.append(arch), real(spec, arch, *a, **k))[1])
+    c = build_cache(tmp_path / "c", SPEC, ARCHS, log=quiet)
+    assert sorted(calls) == sorted(set(ARCHS) - set(done))
+    assert all(c.status(a) == "ok" for a in ARCHS)
+
+
+def test_corrupt_file_is_detected_and_rebuilt(tmp_path):
+    c = build_cache(tmp_path / "c", SPEC, ARCHS[:2], log=quiet)
+    npy = c.stats_dir / f"{c.key_of(ARCHS[0])}.npy"
+    good = npy.read_bytes()
+    npy.write_bytes(good[:-8] + b"\x00" * 8)
+    assert c.status(ARCHS[0]) == "corrupt"
+    with pytest.raises(DataError, match="corrupt"):
+        load_statset(c)
+    msgs = []
+    build_cache(tmp_path / "c", SPEC, ARCHS[:2], log=msgs.append)
+    assert any("corrupt" in m for m in msgs)
+    assert npy.read_bytes() == good  # deterministic rebuild
+
+
+def test_incompatible_spec_refused(tmp_path):
+    build_cache(tmp_path / "c", SPEC, ARCHS[:1], log=quiet)
+    with pytest.raises(GpproxyError, match="batch=4"):
+        build_cache(tmp_path / "c", CacheSpec(batch=8, probe=SPEC.probe), ARCHS[:1], log=quiet)
+
+
+def test_corrupt_manifest(tmp_path):
+    (tmp_path / "c").mkdir()
+    (tmp_path / "c" / "cache.json").write_text("{not json")
+    with pytest.raises(DataError, match="corrupt"):
+        open_cache(tmp_path / "c")
+
+
+def test_parallel_build_equals_serial(tmp_path):
+    a = build_cache(tmp_path / "a", SPEC, ARCHS[:4], jobs=1, log=quiet)
+    b = build_cache(tmp_path / "b", SPEC, ARCHS[:4], jobs=2, log=quiet)
+    for arch in ARCHS[:4]:
+        assert np.array_equal(a.record(arch)[1], b.record(arch)[1])
+
+
+# ------------------------------------------------------------------ CLI
+
+def run_cli(capsys, *argv):
+    rc = main(list(argv))
+    out = capsys.readouterr()
+    return rc, out.out, out.err
+
+
+def test_cli_cache_and_describe(tmp_path, capsys, tiny_table):
+    rc, out, err = run_cli(capsys, "cache", "--benchmark", str(tiny_table), "--target", "acc", "--archs", "3",
+                           "--batch", "4", "--act-features", "16", "--out", str(tmp_path / "c"))
+    assert rc == 0 and json.loads(out)["archs"] == 3
+    assert "archs/s" in err
+    rc, out, _ = run_cli(capsys, "describe", "nb201", "|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|nor_conv_3x3~0|nor_conv_3x3~1|nor_conv_3x3~2|")
+    assert rc == 0 and "params" in out and "1531546" in out
+
+
+@pytest.mark.parametrize("argv, fragment", [
+    (["describe", "nb201", "|conv~0|+|none~0|none~1|+|none~0|none~1|none~2|"], "conv"),
+    (["cache", "--benchmark", "/nonexistent/table.csv", "--out", "X"], "table.csv"),
+    (["cache", "--benchmark", "TABLE", "--target", "nope", "--out", "X"], "nope"),
+    (["cache", "--benchmark", "TABLE", "--archs", "missing_file.txt", "--out", "X"], "missing_file.txt"),
+])
+def test_cli_bad_input_one_line(tmp_path, capsys, tiny_table, argv, fragment):
+    argv = [str(tiny_table) if a == "TABLE" else str(tmp_path / "x") if a == "X" else a for a in argv]
+    rc, _, err = run_cli(capsys, *argv)
+    assert rc == 2
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("gpproxy: error:") and fragment in lines[0]
+
+
+def test_cli_corrupt_table(tmp_path, capsys):
+    bad = tmp_path / "t.csv.gz"
+    bad.write_bytes(b"\x1f\x8b\x08garbage")
+    rc, _, err = run_cli(capsys, "cache", "--benchmark", str(bad), "--out", str(tmp_path / "c"))
+    assert rc == 2 and len(err.strip().splitlines()) == 1
