@@ -29,7 +29,7 @@ from .errors import DataError, GpproxyError
 from .fileio import atomic_write_bytes, atomic_write_json, atomic_write_text, digest
 from .probe import ProbeConfig
 
-CACHE_VERSION = 1
+CACHE_VERSION = 2
 STORAGE_DTYPES = ("float16", "float32")
 
 

@@ -117,25 +117,27 @@ class HeldoutScorer:
         if keep:
             self._kept[td.config.name] = kept
 
-    def report(self, formulas: list) -> dict:
+    def scores(self, formulas: list, td) -> dict:
+        """{formula: scores on td's held-out archs (in td.heldout_archs order)}."""
         from .formula import FormulaEval
 
         run = FormulaEval(self.pack)
         trees = {f: parse_formula(f, self.pack) for f in formulas}
+        parts = {f: [] for f in formulas}
+        for S in self._chunks(td):
+            memo = {}
+            with torch.no_grad():
+                for f, tree in trees.items():
+                    parts[f].append(run(tree, S, memo).double().cpu().numpy())
+        return {f: np.concatenate(p) for f, p in parts.items()}
+
+    def report(self, formulas: list) -> dict:
+        """{formula: {task: score_report or None if the scores cannot be ranked}}."""
         out = {f: {} for f in formulas}
         for td in self.tasks:
-            parts = {f: [] for f in formulas}
-            for S in self._chunks(td):
-                memo = {}
-                with torch.no_grad():
-                    for f, tree in trees.items():
-                        parts[f].append(run(tree, S, memo).double().cpu().numpy())
-            for f in formulas:
-                s = np.concatenate(parts[f])
-                if not np.all(np.isfinite(s)) or np.ptp(s) == 0:
-                    out[f][td.config.name] = None
-                else:
-                    out[f][td.config.name] = score_report(s, td.heldout_acc)
+            for f, s in self.scores(formulas, td).items():
+                ok = np.all(np.isfinite(s)) and np.ptp(s) > 0
+                out[f][td.config.name] = score_report(s, td.heldout_acc) if ok else None
         return out
 
 

@@ -2,7 +2,7 @@
 
 This module is the single source of the statistics that formulas see. The
 exporter copies the functions marked ``# exported`` verbatim into standalone
-proxy modules, so they may use only ``torch``, ``zlib`` and their arguments.
+proxy modules, so they may use only ``torch`` and their arguments.
 
 What is kept per layer (see ``ProbeConfig``) is a fixed random *sample* of each
 tensor, not the tensor: EZNAS cached full tensors (tens of GB per 1,000 NB201
@@ -31,7 +31,6 @@ one).
 from __future__ import annotations
 
 import time
-import zlib
 from dataclasses import asdict, dataclass
 
 import torch
@@ -75,20 +74,27 @@ def stat_family(name: str) -> str:
     raise KeyError(f"unknown statistic {name!r}")
 
 
+def stable_seed(text: str) -> int:  # exported
+    """FNV-1a hash of `text`: unlike hash(), the same in every process."""
+    h = 0x811C9DC5
+    for byte in text.encode():
+        h = ((h ^ byte) * 0x01000193) & 0xFFFFFFFF
+    return h
+
+
 def sample_positions(shape, keep: int, seed: int, salt: str) -> torch.Tensor:  # exported
     """Sorted indices of `keep` of `prod(shape)` positions, fixed by the shape.
 
-    Seeded by a CRC of (seed, salt, shape) rather than Python's hash(), which is
-    salted per process; the same layer shape must get the same positions in
-    every worker, run and exported module.
+    Seeded by a stable hash of (seed, salt, shape): the same layer shape must
+    get the same positions in every worker, run and exported module.
     """
     total = 1
     for s in shape:
         total *= int(s)
     if keep >= total:
         return torch.arange(total)
-    key = f"{seed}:{salt}:{'x'.join(str(int(s)) for s in shape)}".encode()
-    gen = torch.Generator().manual_seed(zlib.crc32(key))
+    key = f"{seed}:{salt}:{'x'.join(str(int(s)) for s in shape)}"
+    gen = torch.Generator().manual_seed(stable_seed(key))
     return torch.randperm(total, generator=gen)[:keep].sort().values
 
 
@@ -182,7 +188,7 @@ def run_pass(net, inputs, targets, loss_fn, cfg_act: int, cfg_rows: int,
     return records
 
 
-def layer_meta(module) -> dict:
+def layer_meta(module) -> dict:  # exported
     """Exact per-layer numbers (not sampled): formulas may use them as terminals."""
     w = module.weight
     meta = {
@@ -197,35 +203,42 @@ def layer_meta(module) -> dict:
     return meta
 
 
+def collect_stats(net, inputs, targets, loss_fn, act_features: int, weight_rows: int,
+                  weight_cols: int, seed: int, noise_pass: bool = False, noise_inputs=None):  # exported
+    """All probe passes of one network: [(layer name, module, {stat: (sample, scale)})].
+
+    BN runs in batch-statistics (train) mode, as the zero-cost literature scores.
+    """
+    was_training = net.training
+    net.train()
+    try:
+        records = run_pass(net, inputs, targets, loss_fn, act_features, weight_rows, weight_cols, seed)
+        if noise_pass:
+            if noise_inputs is None:
+                gen = torch.Generator().manual_seed(seed + 1)
+                noise_inputs = torch.randn(inputs.shape, generator=gen).to(inputs)
+            extra = run_pass(net, noise_inputs, targets, loss_fn, act_features, weight_rows,
+                             weight_cols, seed, suffix="_n")
+            for name, rec in extra.items():
+                records[name].update(rec)
+    finally:
+        net.train(was_training)
+    modules = dict(probed_layers(net))
+    return [(name, modules[name], stats) for name, stats in records.items() if "Z" in stats]
+
+
 def probe(net, inputs, targets, cfg: ProbeConfig, loss_fn=None, noise_inputs=None):
     """Run the probe pass(es); return a list of per-layer records.
 
     Each record: {"name", "meta": {...}, "stats": {stat: (Tensor[r, c], scale)}}
     with ``meta["out_numel"]`` (per-sample output size, for FLOPs-like terms).
     """
-    loss_fn = loss_fn or F.cross_entropy
-    was_training = net.training
-    net.train()  # BN in batch-statistics mode, as the zero-cost literature scores
-    try:
-        records = run_pass(net, inputs, targets, loss_fn, cfg.act_features,
-                           cfg.weight_rows, cfg.weight_cols, cfg.sample_seed)
-        if cfg.noise_pass:
-            if noise_inputs is None:
-                gen = torch.Generator().manual_seed(cfg.sample_seed + 1)
-                noise_inputs = torch.randn(inputs.shape, generator=gen).to(inputs)
-            extra = run_pass(net, noise_inputs, targets, loss_fn, cfg.act_features,
-                             cfg.weight_rows, cfg.weight_cols, cfg.sample_seed,
-                             suffix=NOISE_SUFFIX)
-            for name, rec in extra.items():
-                records[name].update(rec)
-    finally:
-        net.train(was_training)
+    layers = collect_stats(net, inputs, targets, loss_fn or F.cross_entropy, cfg.act_features,
+                           cfg.weight_rows, cfg.weight_cols, cfg.sample_seed, cfg.noise_pass,
+                           noise_inputs)
     out = []
-    modules = dict(probed_layers(net))
-    for name, stats in records.items():
-        if "Z" not in stats:
-            continue
-        meta = layer_meta(modules[name])
+    for name, module, stats in layers:
+        meta = layer_meta(module)
         meta["out_numel"] = int(stats["Z"][0].shape[1] * stats["Z"][1])
         out.append({"name": name, "meta": meta, "stats": stats})
     return out

@@ -92,3 +92,19 @@ def test_corrupt_checkpoint_is_reported(tiny_table, tiny_cache, tmp_path):
     (root / "checkpoint.pkl").write_bytes(b"\x80\x05garbage")
     with pytest.raises(DataError, match="corrupt"):
         Engine(tiny_config(tiny_table, tiny_cache), root, log=lambda m: None).run()
+
+
+def test_inspect_table_and_json(tiny_table, tiny_cache, tmp_path, capsys):
+    from gpproxy.cli import main
+
+    root = tmp_path / "r"
+    Engine(tiny_config(tiny_table, tiny_cache, generations=1), root, log=lambda m: None).run()
+    capsys.readouterr()
+    assert main(["inspect", str(root)]) == 0
+    out = capsys.readouterr().out
+    assert "selected (*)" in out and "*" in out
+    assert main(["inspect", str(root), "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert sum(r["selected"] for r in data["front"]) == 1
+    assert all(r["t:heldout_kendall"] is not None for r in data["front"])
+    assert main(["inspect", str(tmp_path / "nope")]) == 2

@@ -1,0 +1,90 @@
+"""Exported modules score real NB201 nets exactly as the engine does."""
+import importlib.util
+import sys
+
+import pytest
+import torch
+
+from gpproxy.cache import CacheSpec, build_cache, load_input
+from gpproxy.export import export_formula
+from gpproxy.formula import FormulaEval, parse_formula
+from gpproxy.pack import load_pack
+from gpproxy.probe import ProbeConfig
+from gpproxy.spaces import get_space
+from gpproxy.statset import load_statset
+
+FORMULAS = [
+    "sum_layers(l1(mul(W, dW)))",
+    "sum_layers(params)",
+    "mean_layers(hamming(A))",
+    "max_layers(div(std(normalize(dZ)), add(fan_in, 1.0)))",
+    "add(sum_layers(frob(sqrt(Z))), mul(2.0, mean_layers(logdet(dW))))",
+]
+
+
+def _import(path):
+    spec = importlib.util.spec_from_file_location(path.stem, path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+@pytest.fixture(scope="module")
+def exact_cache(tmp_path_factory):
+    spec = CacheSpec(batch=4, storage="float32",
+                     probe=ProbeConfig(act_features=16, weight_rows=8, weight_cols=16))
+    space = get_space("nb201")
+    archs = [space.all_archs()[i] for i in (3, 777, 4242, 9001)]
+    root = tmp_path_factory.mktemp("exact")
+    return build_cache(root / "c", spec, archs, log=lambda m: None), spec, archs
+
+
+@pytest.mark.parametrize("formula", FORMULAS)
+def test_export_equals_engine(formula, exact_cache, tmp_path):
+    cache, spec, archs = exact_cache
+    pack = load_pack("default")
+    out = export_formula(formula, tmp_path / "proxy_x.py", probe_cfg=spec.probe)
+    mod = _import(out)
+    src = out.read_text()
+    imports = [ln for ln in src.splitlines() if ln.startswith(("import ", "from "))]
+    assert all("torch" in ln for ln in imports), imports
+    assert formula in src
+    engine = FormulaEval(pack)(parse_formula(formula, pack), load_statset(cache, archs))
+    x, y, _ = load_input(spec)
+    space = get_space("nb201")
+    for arch, want in zip(archs, engine.tolist()):
+        torch.manual_seed(spec.seed)
+        net = space.build(arch, 10)
+        got = mod.score(net, x, y)
+        assert got == pytest.approx(want, rel=2e-3, abs=1e-4), (arch, formula)
+        per_layer = mod.compute(net, x, y)
+        assert isinstance(per_layer, list) and all(torch.is_tensor(t) for t in per_layer)
+        if formula.startswith("sum_layers"):
+            assert float(sum(per_layer)) == pytest.approx(got, rel=1e-4, abs=1e-5)
+
+
+def test_register_with_a_measure_decorator(tmp_path):
+    out = export_formula("sum_layers(frob(dW))", tmp_path / "proxy_gn.py")
+    mod = _import(out)
+    registry = {}
+
+    def measure(name, bn=True, **kw):
+        def deco(fn):
+            registry[name] = fn
+            return fn
+        return deco
+
+    mod.register(measure)
+    assert registry["proxy_gn"] is mod.compute
+
+
+def test_export_cli_from_run(tmp_path, tiny_table, tiny_cache, capsys):
+    from gpproxy.cli import main
+    from gpproxy.engine import Engine
+    from tests.conftest import tiny_config
+
+    Engine(tiny_config(tiny_table, tiny_cache, generations=1), tmp_path / "run", log=lambda m: None).run()
+    assert main(["export", str(tmp_path / "run"), "-o", str(tmp_path / "p.py")]) == 0
+    mod = _import(tmp_path / "p.py")
+    assert "Found by run" in mod.__doc__
+    assert main(["export", str(tmp_path / "run"), "--rank", "99", "-o", str(tmp_path / "q.py")]) == 2
