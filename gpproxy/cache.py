@@ -266,6 +266,8 @@ def build_cache(root, spec: CacheSpec, archs: list, jobs: int = 1, device: str =
             manifest["keys"][a] = space.key(a)
             known.add(a)
     (root / "stats").mkdir(parents=True, exist_ok=True)
+    for stale in (root / "stats").glob(".*.tmp"):  # left by a killed writer
+        stale.unlink(missing_ok=True)
     atomic_write_json(manifest_path, manifest)
     cache = Cache(root, manifest)
     if targets:

@@ -60,3 +60,14 @@ def tiny_cache(tiny_table, tmp_path_factory) -> Path:
     cfg = tiny_config(tiny_table, cache)
     prepare_task(cfg.tasks[0], jobs=1, log=lambda m: None)
     return cache
+
+
+def pytest_collection_modifyitems(config, items):
+    import torch
+
+    if torch.cuda.is_available():
+        return
+    skip = pytest.mark.skip(reason="needs a CUDA device")
+    for item in items:
+        if "cuda" in item.keywords:
+            item.add_marker(skip)

@@ -108,3 +108,14 @@ def test_inspect_table_and_json(tiny_table, tiny_cache, tmp_path, capsys):
     assert sum(r["selected"] for r in data["front"]) == 1
     assert all(r["t:heldout_kendall"] is not None for r in data["front"])
     assert main(["inspect", str(tmp_path / "nope")]) == 2
+
+
+def test_inspect_plots(tiny_table, tiny_cache, tmp_path, capsys):
+    pytest.importorskip("matplotlib")
+    from gpproxy.cli import main
+
+    root = tmp_path / "r"
+    Engine(tiny_config(tiny_table, tiny_cache, generations=1), root, log=lambda m: None).run()
+    assert main(["inspect", str(root), "--plot", str(tmp_path / "f.png"),
+                 "--scatter", str(tmp_path / "s.png")]) == 0
+    assert (tmp_path / "f.png").stat().st_size > 1000 and (tmp_path / "s.png").stat().st_size > 1000
