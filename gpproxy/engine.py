@@ -26,7 +26,6 @@ from .evaluator import EvalSpec, TaskEval, context_for, make_evaluator
 from .fitness import INVALID, draw_subsets, score_report
 from .formula import parse_formula, to_math
 from .pack import Net, load_pack
-from .statset import load_statset
 from .tasks import prepare_task
 
 
@@ -99,37 +98,14 @@ class HeldoutScorer:
         self.pack, self.tasks, self.device, self.chunk = pack, tasks, device, chunk_archs
         self._kept = {}
 
-    def _chunks(self, td):
-        from .cache import open_cache
-
-        archs = td.heldout_archs
-        cache = open_cache(td.cache_root)
-        keep = len(archs) <= self.KEEP_ARCHS
-        if keep and td.config.name in self._kept:
-            yield from self._kept[td.config.name]
-            return
-        kept = []
-        for i in range(0, len(archs), self.chunk):
-            S = load_statset(cache, archs[i:i + self.chunk], stats=list(self.pack.stats), device=self.device)
-            if keep:
-                kept.append(S)
-            yield S
-        if keep:
-            self._kept[td.config.name] = kept
-
     def scores(self, formulas: list, td) -> dict:
         """{formula: scores on td's held-out archs (in td.heldout_archs order)}."""
-        from .formula import FormulaEval
+        from .cache import open_cache
+        from .evaluator import score_on_cache
 
-        run = FormulaEval(self.pack)
-        trees = {f: parse_formula(f, self.pack) for f in formulas}
-        parts = {f: [] for f in formulas}
-        for S in self._chunks(td):
-            memo = {}
-            with torch.no_grad():
-                for f, tree in trees.items():
-                    parts[f].append(run(tree, S, memo).double().cpu().numpy())
-        return {f: np.concatenate(p) for f, p in parts.items()}
+        keep = self._kept.setdefault(td.config.name, []) if len(td.heldout_archs) <= self.KEEP_ARCHS else None
+        return score_on_cache(open_cache(td.cache_root), td.heldout_archs, formulas, self.pack,
+                              self.device, self.chunk, chunks=keep)
 
     def report(self, formulas: list) -> dict:
         """{formula: {task: score_report or None if the scores cannot be ranked}}."""

@@ -96,6 +96,34 @@ class EvalContext:
         return [self.evaluate(f, memos) for f in formulas]
 
 
+def score_on_cache(cache, archs, formulas, pack, device="cpu", chunk_archs=200, chunks=None) -> dict:
+    """{formula: np.ndarray of scores for `archs`}, loading the cache chunk by chunk.
+
+    Formulas are the inner loop, so each chunk of statistics is read once for
+    all formulas and subtrees they share are computed once. Pass a list as
+    `chunks` to keep the loaded chunks for the next call (small arch sets).
+    """
+    from .statset import load_statset
+
+    run = FormulaEval(pack)
+    trees = {f: parse_formula(f, pack) for f in formulas}
+    parts = {f: [] for f in formulas}
+    keep = chunks is not None and not chunks
+    if chunks:
+        source = chunks
+    else:
+        source = (load_statset(cache, archs[i:i + chunk_archs], stats=list(pack.stats), device=device)
+                  for i in range(0, len(archs), chunk_archs))
+    for S in source:
+        if keep:
+            chunks.append(S)
+        memo = {}
+        with torch.no_grad():
+            for f, tree in trees.items():
+                parts[f].append(run(tree, S, memo).double().cpu().numpy())
+    return {f: np.concatenate(p) if p else np.zeros(0) for f, p in parts.items()}
+
+
 _CONTEXTS: dict = {}
 
 
