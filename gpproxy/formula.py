@@ -17,6 +17,7 @@ from .errors import FormulaError
 from .pack import FAMILY_OF_TYPE, MATRIX, TYPE_NAMES, Layer, Net, Pack
 
 MAX_FORMULA_CHARS = 4000
+_MEMO_BYTES = "__matrix_memo_bytes__"  # not a formula: cannot collide with a subtree key
 MAX_NESTING = 40
 
 
@@ -130,13 +131,15 @@ def stats_used(tree) -> set:
 class FormulaEval:
     """Evaluates typed trees of one pack on a StatSet.
 
-    ``memo`` (optional dict) keeps Layer/Net-level results of subtrees by their
-    string, so formulas of one generation that share a subtree compute it
-    once. Matrix-level results are not kept: they are large.
+    ``memo`` (optional dict) keeps results of subtrees by their string, so
+    formulas of one generation that share a subtree compute it once. Layer-
+    and Net-level results are small and always kept; matrix-level results are
+    kept until they fill ``matrix_memo_bytes`` (per memo dict).
     """
 
-    def __init__(self, pack: Pack):
+    def __init__(self, pack: Pack, matrix_memo_bytes: int = 256 * 2**20):
         self.pack = pack
+        self.matrix_memo_bytes = matrix_memo_bytes
 
     def __call__(self, tree, S, memo=None) -> torch.Tensor:
         value, _ = self._eval(tree, 0, S, memo)
@@ -148,7 +151,7 @@ class FormulaEval:
             return self._terminal(node, S), i + 1
         end = tree.searchSubtree(i).stop
         key = None
-        if memo is not None and node.ret in (Layer, Net):
+        if memo is not None:
             key = str(gp.PrimitiveTree(tree[i:end]))
             hit = memo.get(key)
             if hit is not None:
@@ -174,7 +177,14 @@ class FormulaEval:
         else:
             out = fn(args[0], S.arch_of_layer, S.layer_counts)
         if key is not None:
-            memo[key] = out
+            if node.ret in MATRIX:
+                size = sum(t.numel() * t.element_size() for t in out)
+                used = memo.get(_MEMO_BYTES, 0)
+                if used + size <= self.matrix_memo_bytes:
+                    memo[key] = out
+                    memo[_MEMO_BYTES] = used + size
+            else:
+                memo[key] = out
         return out, end
 
     def _terminal(self, node, S):

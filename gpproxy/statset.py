@@ -52,6 +52,25 @@ class StatSet:
         return sum(t.numel() * t.element_size() for ts in self.stats.values() for t in ts)
 
 
+def cache_layers(cache, arch):
+    """One cached arch as [(meta, {stat: (array, scale)})] (arrays are views of the file)."""
+    table, flat = cache.record(arch)
+    out = []
+    for layer in table["layers"]:
+        stats = {}
+        for stat, info in layer["stats"].items():
+            n = int(np.prod(info["shape"]))
+            stats[stat] = (flat[info["offset"]: info["offset"] + n].reshape(info["shape"]), info["scale"])
+        out.append((layer["meta"], stats))
+    return out
+
+
+def probe_layers(records):
+    """gpproxy.probe.probe() output as [(meta, {stat: (array, scale)})]."""
+    return [(r["meta"], {k: (t.detach().cpu().numpy(), sc) for k, (t, sc) in r["stats"].items()})
+            for r in records]
+
+
 def load_statset(cache, archs=None, stats=None, device="cpu", dtype=torch.float32) -> StatSet:
     """Stack the cached statistics of `archs` (default: all) into a StatSet.
 
@@ -60,31 +79,34 @@ def load_statset(cache, archs=None, stats=None, device="cpu", dtype=torch.float3
     upcasting on CPU made evaluation 2-3x slower.
     """
     archs = list(cache.archs() if archs is None else archs)
+    return stack_layers(archs, (cache_layers(cache, a) for a in archs), stats, device, dtype)
+
+
+def stack_layers(archs, per_arch_layers, stats=None, device="cpu", dtype=torch.float32) -> StatSet:
+    """Bucket per-arch layer lists (see cache_layers / probe_layers) into a StatSet."""
     wanted = None if stats is None else set(stats)
     per_family: dict = {}  # family -> {shape: {"ids": [], "scale": [], stat: [arrays]}}
     arch_of_layer, meta_cols = [], {m: [] for m in LAYER_META}
     counts = []
     lid = 0
-    for ai, arch in enumerate(archs):
-        table, flat = cache.record(arch)
-        counts.append(len(table["layers"]))
-        for layer in table["layers"]:
+    for ai, layers in enumerate(per_arch_layers):
+        counts.append(len(layers))
+        for meta, layer_stats in layers:
             arch_of_layer.append(ai)
             for m in LAYER_META:
-                meta_cols[m].append(float(layer["meta"].get(m, 0)))
+                meta_cols[m].append(float(meta.get(m, 0)))
             seen_family = set()
-            for stat, info in layer["stats"].items():
+            for stat, (arr, scale) in layer_stats.items():
                 if wanted is not None and stat not in wanted:
                     continue
                 fam = stat_family(stat)
-                shape = tuple(info["shape"])
+                shape = tuple(arr.shape)
                 slot = per_family.setdefault(fam, {}).setdefault(shape, {"ids": [], "scale": []})
                 if fam not in seen_family:
                     slot["ids"].append(lid)
-                    slot["scale"].append(info["scale"])
+                    slot["scale"].append(scale)
                     seen_family.add(fam)
-                n = int(np.prod(shape))
-                slot.setdefault(stat, []).append(flat[info["offset"]: info["offset"] + n].reshape(shape))
+                slot.setdefault(stat, []).append(arr)
             lid += 1
     buckets, stat_tensors = {}, {}
     for fam, shapes in per_family.items():
