@@ -235,7 +235,7 @@ def _check_compatible(root: Path, manifest: dict, spec: CacheSpec) -> None:
 
 def build_cache(root, spec: CacheSpec, archs: list, jobs: int = 1, device: str = "cpu",
                 benchmark: str | None = None, target: str | None = None,
-                targets: dict | None = None, progress=True, log=None) -> Cache:
+                targets: dict | None = None, progress=True, log=None, backend: str = "loky") -> Cache:
     """Create or complete a cache for `archs`; only missing/corrupt archs are computed.
 
     Returns the opened cache. `archs` may be in any accepted encoding; they are
@@ -291,7 +291,7 @@ def build_cache(root, spec: CacheSpec, archs: list, jobs: int = 1, device: str =
         f"{jobs} job(s), batch {spec.batch}, input {spec.input}")
     t0 = time.perf_counter()
     total_bytes, n = 0, 0
-    for key, seconds, nbytes in _run_jobs(spec, todo, manifest["keys"], root, x, y, jobs, device):
+    for key, seconds, nbytes in _run_jobs(spec, todo, manifest["keys"], root, x, y, jobs, device, backend):
         n += 1
         total_bytes += nbytes
         if progress and (n == len(todo) or n % max(1, len(todo) // 20) == 0 or n <= 2):
@@ -310,8 +310,17 @@ def build_cache(root, spec: CacheSpec, archs: list, jobs: int = 1, device: str =
     return cache
 
 
-def _run_jobs(spec, todo, keys, root, x, y, jobs, device):
+def _run_jobs(spec, todo, keys, root, x, y, jobs, device, backend="loky"):
+    """Yield (key, seconds, bytes) per built arch. backend 'dask' runs the same
+    jobs on the current dask.distributed Client (workers need the cache path)."""
     spec_dict = spec.to_dict()
+    if backend == "dask":
+        from joblib import Parallel, delayed, parallel_backend
+
+        with parallel_backend("dask"):
+            par = Parallel(return_as="generator_unordered")
+            yield from par(delayed(build_one)(spec_dict, a, keys[a], str(root), x, y, device, 1) for a in todo)
+        return
     if jobs <= 1 or len(todo) == 1:
         for a in todo:
             yield build_one(spec_dict, a, keys[a], str(root), x, y, device, threads=1)

@@ -57,8 +57,9 @@ class SearchConfig:
     seed_baselines: bool = True
     hall_of_fame: int = 20
     select_tolerance: float = 0.01  # selected = smallest front member within this of the best
-    backend: str = "serial"  # serial | local
-    jobs: int = 2
+    backend: str = "serial"  # serial | local | dask
+    jobs: int = 2  # local processes, or dask workers of the LocalCluster started when no address is given
+    dask_address: str = ""  # an existing dask scheduler, e.g. "tcp://10.0.0.5:8786"
     chunk_archs: int = 200
 
 
@@ -87,8 +88,8 @@ class RunConfig:
             raise GpproxyError(f"fitness.correlation must be kendall or spearman, not {self.fitness.correlation!r}")
         if self.fitness.combine not in ("mean", "min"):
             raise GpproxyError(f"fitness.combine must be mean or min, not {self.fitness.combine!r}")
-        if self.search.backend not in ("serial", "local"):
-            raise GpproxyError(f"search.backend must be serial or local, not {self.search.backend!r}")
+        if self.search.backend not in ("serial", "local", "dask"):
+            raise GpproxyError(f"search.backend must be serial, local or dask, not {self.search.backend!r}")
         if self.search.population < 4 or self.search.population % 4:
             raise GpproxyError(f"search.population must be a multiple of 4 (NSGA-II tournament), "
                                f"got {self.search.population}")

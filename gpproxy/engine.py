@@ -161,8 +161,9 @@ class Engine:
                                        tuple(float(a) for a in td.search_acc), subsets))
         self.eval_spec = EvalSpec(c.search.pack, tuple(task_evals), c.fitness.correlation,
                                   c.fitness.combine, self.device, c.search.chunk_archs)
-        backend = c.search.backend if self.device == "cpu" else "serial"
-        self.evaluator = make_evaluator(self.eval_spec, backend, c.search.jobs)
+        # One GPU is best fed by one process; a dask cluster may hold one GPU per worker.
+        backend = "serial" if self.device != "cpu" and c.search.backend == "local" else c.search.backend
+        self.evaluator = make_evaluator(self.eval_spec, backend, c.search.jobs, c.search.dask_address or None)
         self.heldout = HeldoutScorer(self.pack, self.tasks, self.device, c.search.chunk_archs)
 
     def protocol(self) -> dict:
@@ -183,7 +184,11 @@ class Engine:
     # ----------------------------------------------------------- evaluation
     def evaluate(self, inds: list, memo: dict) -> int:
         todo = list(dict.fromkeys(str(i) for i in inds if str(i) not in memo))
+        # DEAP draws from the global `random`; a backend's client code (dask's
+        # does) may draw from it too. Isolate it so results never depend on the backend.
+        state = random.getstate()
         results = self.evaluator.map(todo)
+        random.setstate(state)
         for f, r in zip(todo, results):
             r = dict(r)
             r["size"] = len(parse_formula(f, self.pack, self.pset))
@@ -217,6 +222,13 @@ class Engine:
                                    f"`gpproxy resume {self.root}` or choose another --out")
         rundir.write_config(self.root, c.to_dict())
         self.prepare()
+        try:
+            return self._loop(state)
+        finally:
+            self.evaluator.close()
+
+    def _loop(self, state) -> dict:
+        c = self.config
         rundir.atomic_write_json(self.root / "protocol.json", self.protocol())
         mu = c.search.population
         if state is None:

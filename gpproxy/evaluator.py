@@ -185,9 +185,55 @@ class LocalEvaluator(Evaluator):
         return result
 
 
-def make_evaluator(spec: EvalSpec, backend: str = "serial", jobs: int = 2) -> Evaluator:
+class DaskEvaluator(Evaluator):
+    """Dask.distributed workers: each long-lived worker process loads the
+    statistics once (the per-process context) and is fed formula strings.
+
+    ``address`` is an existing scheduler (``tcp://host:8786``); without one, a
+    LocalCluster of ``jobs`` single-threaded worker processes is started and
+    closed with the evaluator. Workers must see the cache directory at the
+    same path (shared filesystem), as they read it themselves.
+    """
+
+    def __init__(self, spec: EvalSpec, jobs: int = 2, address: str | None = None):
+        super().__init__(spec)
+        try:
+            from distributed import Client, LocalCluster
+        except ImportError:
+            from .errors import GpproxyError
+
+            raise GpproxyError("backend 'dask' needs dask.distributed: pip install 'gpproxy[dask]'") from None
+        self._cluster = None
+        if address:
+            self.client = Client(address)
+        else:
+            self._cluster = LocalCluster(n_workers=max(1, jobs), threads_per_worker=1, processes=True,
+                                         dashboard_address=None)
+            self.client = Client(self._cluster)
+        self.workers = max(1, len(self.client.scheduler_info()["workers"]))
+        self._spec = self.client.scatter(spec, broadcast=True)
+
+    def _map(self, formulas):
+        n = min(self.workers, len(formulas))
+        blocks = [formulas[i::n] for i in range(n)]
+        futures = [self.client.submit(_worker_eval, self._spec, b, pure=False) for b in blocks]
+        outs = self.client.gather(futures)
+        result = [None] * len(formulas)
+        for i, out in enumerate(outs):
+            result[i::n] = out
+        return result
+
+    def close(self):
+        self.client.close()
+        if self._cluster is not None:
+            self._cluster.close()
+
+
+def make_evaluator(spec: EvalSpec, backend: str = "serial", jobs: int = 2, address: str | None = None) -> Evaluator:
     if backend == "serial":
         return SerialEvaluator(spec)
     if backend == "local":
         return LocalEvaluator(spec, jobs)
+    if backend == "dask":
+        return DaskEvaluator(spec, jobs, address)
     raise ValueError(f"unknown evaluator backend {backend!r}")
