@@ -18,7 +18,6 @@ import argparse
 import json
 import os
 import platform
-import random
 import subprocess
 import sys
 import time
@@ -72,19 +71,6 @@ def traffic_bytes(tree, S) -> int:
     return total
 
 
-def sample_formulas(pack, n, seed=0):
-    from deap import gp
-
-    from gpproxy.pack import Net
-
-    pset = pack.pset()
-    random.seed(seed)
-    out = set()
-    while len(out) < n:
-        out.add(str(gp.PrimitiveTree(gp.genHalfAndHalf(pset, 2, 5, type_=Net))))
-    return sorted(out)
-
-
 def peak_rss_of(cmd, cwd) -> tuple[float, float]:
     """(peak summed RSS of the process tree in MB, seconds) by polling /proc."""
     proc = subprocess.Popen(cmd, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -136,7 +122,7 @@ def main() -> int:
     all_archs = space.all_archs()
     archs = [all_archs[i] for i in rng.choice(len(all_archs), args.archs, replace=False)]
     pack = load_pack("default")
-    formulas = sample_formulas(pack, args.formulas)
+    formulas = pack.random_formulas(args.formulas)
     trees = [parse_formula(f, pack) for f in formulas]
     run = FormulaEval(pack)
     res = {"machine": f"{platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}, {device}",

@@ -16,7 +16,6 @@ import argparse
 import json
 import os
 import platform
-import random
 import sys
 import time
 from pathlib import Path
@@ -37,20 +36,6 @@ COMPRESSIONS = [  # (label, act_features, weight_rows, weight_cols, storage)
     ("act64-w16x64-fp32", 64, 16, 64, "float32"),
     ("act128-w32x128-fp16", 128, 32, 128, "float16"),
 ]
-
-
-def random_formulas(pack, n, seed=0):
-    from deap import gp
-
-    from gpproxy.pack import Net
-
-    pset = pack.pset()
-    random.seed(seed)
-    out = set()
-    while len(out) < n:
-        tree = gp.PrimitiveTree(gp.genHalfAndHalf(pset, 2, 5, type_=Net))
-        out.add(str(tree))
-    return sorted(out)
 
 
 def main() -> int:
@@ -76,7 +61,7 @@ def main() -> int:
     archs = [all_archs[i] for i in rng.choice(len(all_archs), args.archs, replace=False)]
     pack = load_pack("default")
     baselines = dict(pack.seeds)
-    randoms = random_formulas(pack, args.random * 3)
+    randoms = pack.random_formulas(args.random * 3)
     formulas = list(baselines.values()) + randoms
     run = FormulaEval(pack)
     trees = {f: parse_formula(f, pack) for f in formulas}

@@ -157,6 +157,23 @@ class Pack:
                                "(add a statistic of that type)")
         return ps
 
+    def random_formulas(self, n: int, seed: int = 0, min_height: int = 2, max_height: int = 5) -> list:
+        """`n` distinct ramped half-and-half formulas (benchmarks, fidelity checks).
+
+        Uses a private RNG state: the caller's `random` sequence is untouched.
+        """
+        import random
+
+        outer = random.getstate()
+        random.seed(seed)
+        try:
+            pset, out = self.pset(), set()
+            while len(out) < n:
+                out.add(str(gp.PrimitiveTree(gp.genHalfAndHalf(pset, min_height, max_height, type_=Net))))
+        finally:
+            random.setstate(outer)
+        return sorted(out)
+
     def overloads(self, name: str):
         """[(arg types, return type)] of a primitive name, for the parser."""
         prim = self.prims.get(name)
