@@ -243,7 +243,7 @@ class Engine:
             self._after_generation(0, pop, memo, logbook, n_new, time.perf_counter() - t0)
             gen = 1
         else:
-            random.setstate(_as_random_state(state["random_state"]))
+            random.setstate(state["random_state"])
             memo, logbook, gen = state["memo"], state["logbook"], state["generation"] + 1
             pop = self._from_strings(state["population"])
             for ind in pop:
@@ -346,22 +346,16 @@ class Engine:
 
 
 def config_from_dict_safe(root: Path):
+    """The run's frozen config.json, or None if there is none."""
     import json
 
     path = root / "config.json"
     if not path.exists():
         return None
-    return config_from_dict(_lists_from_json(json.loads(path.read_text())))
-
-
-def _lists_from_json(d):
-    return d
-
-
-def _as_random_state(state):
-    """pickle keeps tuples, but be tolerant of JSON-ish lists."""
-    version, internal, gauss = state
-    return (version, tuple(internal), gauss)
+    try:
+        return config_from_dict(json.loads(path.read_text()))
+    except ValueError as e:
+        raise GpproxyError(f"{path} is not valid JSON ({e})") from None
 
 
 def load_run_config(root) -> RunConfig:
