@@ -14,6 +14,13 @@ a CSV / CSV.GZ path
     other all-numeric column becomes a target.
 a NATS-Bench topology archive (directory or ``.pickle.pbz2``) or an NB201 ``.pth``
     Read through the optional ``nats_bench`` (or ``nas_201_api``) package.
+``nds:PATH[:first=N][:space=NAME]`` (or a ``.json`` path that holds an NDS sweep)
+    An NDS sweep summary ``<Space>.json`` (see :func:`load_nds`); archs are the
+    ``nds_*`` spaces' canonical JSON strings.
+``tnb101:PATH[:space=micro|macro][:task=NAME]`` (or a ``.json`` path in the
+NAS-Bench-Suite-Zero layout)
+    TransNAS-Bench-101: the official API's ``.pth`` or a NAS-Bench-Suite-Zero
+    style ``{task: {arch: {...}}}`` JSON (see :func:`load_tnb101`).
 """
 from __future__ import annotations
 
@@ -22,15 +29,17 @@ import gzip
 import importlib.metadata
 import importlib.util
 import io
+import json
 import math
 import pickle
+import re
 import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from .errors import ArchError, DataError
+from .errors import ArchError, DataError, GpproxyError
 from .spaces import nb201
 
 ANALOG_SPEC = "analog-nasbench"
@@ -94,6 +103,8 @@ class Benchmark:
     archs: list[str]
     columns: dict[str, np.ndarray]
     source: str
+    # The target to use when none is named (checked first by default_target).
+    preferred_target: str | None = None
     _row_of: dict[str, int] | None = field(default=None, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -138,7 +149,12 @@ class Benchmark:
             self._row_of = {a: i for i, a in enumerate(self.archs)}
         if isinstance(arch, str) and arch in self._row_of:
             return self._row_of[arch]
-        canonical = nb201.format_arch(nb201.parse_arch(arch))  # ArchError if malformed
+        if self.space == "nb201":
+            canonical = nb201.format_arch(nb201.parse_arch(arch))  # ArchError if malformed
+        else:
+            from .spaces import get_space
+
+            canonical = get_space(self.space).canonical(arch)
         try:
             return self._row_of[canonical]
         except KeyError:
@@ -150,6 +166,8 @@ class Benchmark:
 def default_target(bench: Benchmark) -> str:
     """The target to score against when the user names none."""
     targets = bench.targets()
+    if bench.preferred_target in targets:
+        return bench.preferred_target
     preferred = DEFAULT_TARGETS.get(bench.name)
     if preferred in targets:
         return preferred
@@ -164,23 +182,33 @@ def default_target(bench: Benchmark) -> str:
 
 
 def load_benchmark(spec: str) -> Benchmark:
-    """Load ground truth from ``"analog-nasbench"`` or a path (CSV, NATS-Bench, NB201 .pth)."""
+    """Load ground truth from ``"analog-nasbench"``, a path (CSV, NATS-Bench, NB201 .pth, NDS or
+    TNB101 .json), ``nds:PATH[:first=N][:space=NAME]`` or ``tnb101:PATH[:space=..][:task=..]``."""
     spec = str(spec)
     if spec == ANALOG_SPEC:
         return load_analog_nasbench()
+    if spec.startswith(NDS_PREFIX):
+        path, opts = _split_spec_options(spec, NDS_PREFIX, ("first", "space"))
+        return load_nds(path, first=_first_option(spec, opts.get("first")), space=opts.get("space"))
+    if spec.startswith(TNB101_PREFIX):
+        path, opts = _split_spec_options(spec, TNB101_PREFIX, ("space", "task"))
+        return load_tnb101(path, space=opts.get("space"), task=opts.get("task"))
     path = Path(spec).expanduser()
     if not path.exists():
         raise DataError(
             f"benchmark {spec!r} not found; give {ANALOG_SPEC!r}, an NB201 CSV/CSV.GZ path, "
-            "a NATS-Bench topology directory/.pickle.pbz2, or an NB201 .pth"
+            "a NATS-Bench topology directory/.pickle.pbz2, an NB201 .pth, nds:PATH or tnb101:PATH"
         )
     name = path.name.lower()
     if path.is_dir() or name.endswith((".pbz2", ".pickle", ".pth")):
         return load_nats(path)
+    if name.endswith((".json", ".json.gz")):
+        return _load_json_benchmark(path)
     if name.endswith((".csv", ".csv.gz", ".gz", ".tsv")):
         return load_csv(path)
     raise DataError(
-        f"{path}: unknown benchmark format; expected .csv, .csv.gz, a NATS-Bench directory/.pickle.pbz2 or an NB201 .pth"
+        f"{path}: unknown benchmark format; expected .csv, .csv.gz, a NATS-Bench directory/.pickle.pbz2, "
+        "an NB201 .pth, an NDS sweep .json (nds:PATH) or a TransNAS-Bench-101 file (tnb101:PATH)"
     )
 
 
@@ -516,3 +544,486 @@ def _nats_info(path: Path, api, i: int, dataset: str) -> dict:
     except (KeyError, ValueError):  # no record of this dataset for this arch
         return {}
     return info if isinstance(info, dict) else {}
+
+
+# --------------------------------------------------------------------------- #
+# Spec options and JSON files shared by the NDS / TransNAS-Bench-101 loaders
+# --------------------------------------------------------------------------- #
+
+NDS_PREFIX = "nds:"
+TNB101_PREFIX = "tnb101:"
+
+
+def _split_spec_options(spec: str, prefix: str, allowed: tuple[str, ...]) -> tuple[str, dict]:
+    """``"nds:PATH:first=4000:space=nds_darts"`` -> ``("PATH", {"first": "4000", "space": "nds_darts"})``.
+
+    Options are ``key=value`` segments at the end; the path is everything before
+    them, so a path may itself contain ':' as long as no segment looks like an option.
+    """
+    parts = spec[len(prefix):].split(":")
+    opts: dict[str, str] = {}
+    while len(parts) > 1 and "=" in parts[-1]:
+        key, _, value = parts[-1].partition("=")
+        key = key.strip()
+        if key not in allowed:
+            raise DataError(f"benchmark {spec!r}: unknown option {key!r}; {prefix.rstrip(':')} takes "
+                            + ", ".join(f"{k}=..." for k in allowed))
+        if key in opts:
+            raise DataError(f"benchmark {spec!r}: option {key!r} given twice")
+        opts[key] = value.strip()
+        parts.pop()
+    path = ":".join(parts).strip()
+    if not path:
+        raise DataError(f"benchmark {spec!r}: no path after {prefix!r}")
+    return path, opts
+
+
+def _first_option(spec: str, text: str | None) -> int | None:
+    if text is None:
+        return None
+    if not text.isdigit() or int(text) < 1:
+        raise DataError(f"benchmark {spec!r}: first= needs a positive integer, got {text!r}")
+    return int(text)
+
+
+def _read_json(path: Path):
+    """Parse a JSON (or gzip-compressed JSON) benchmark file, with one-line errors."""
+    try:
+        raw = path.read_bytes()
+    except OSError as e:
+        raise DataError(f"{path}: cannot read benchmark file ({e.strerror or e})") from None
+    if raw[:2] == b"\x1f\x8b":
+        try:
+            raw = gzip.decompress(raw)
+        except (OSError, EOFError, zlib.error) as e:
+            raise DataError(f"{path}: corrupt gzip file ({e})") from None
+    try:
+        return json.loads(raw.decode("utf-8-sig"))
+    except (UnicodeDecodeError, ValueError) as e:
+        raise DataError(f"{path}: not valid JSON ({type(e).__name__}: {str(e)[:120]})") from None
+
+
+def _load_json_benchmark(path: Path) -> Benchmark:
+    """A ``.json`` path: an NDS sweep or a NAS-Bench-Suite-Zero style TNB101 file, told apart by content."""
+    data = _read_json(path)
+    if _looks_like_nds(data):
+        return load_nds(path, data=data)
+    if _looks_like_tnb101_json(data):
+        return load_tnb101(path, data=data)
+    raise DataError(
+        f"{path}: unknown benchmark format; a .json must be an NDS sweep (a list of job summaries with "
+        "'net', or a dict with 'top'/'mid') or a TransNAS-Bench-101 {task: {arch: {...}}} file"
+    )
+
+
+class _Mean:
+    """Per-arch running means of several columns (NaN-aware), in first-seen arch order."""
+
+    def __init__(self, columns: tuple[str, ...]):
+        self.columns = columns
+        self.archs: list[str] = []
+        self.count: dict[str, int] = {}
+        self.sums: dict[str, dict[str, list[float]]] = {c: {} for c in columns}
+
+    def add(self, arch: str, values: dict[str, float]) -> None:
+        if arch not in self.count:
+            self.archs.append(arch)
+            self.count[arch] = 0
+            for c in self.columns:
+                self.sums[c][arch] = [0.0, 0]
+        self.count[arch] += 1
+        for c in self.columns:
+            v = values.get(c, math.nan)
+            if v is not None and math.isfinite(v):
+                acc = self.sums[c][arch]
+                acc[0] += v
+                acc[1] += 1
+
+    def table(self) -> dict[str, np.ndarray]:
+        out = {}
+        for c in self.columns:
+            col = np.array([s / n if n else math.nan for s, n in (self.sums[c][a] for a in self.archs)])
+            out[c] = col
+        return out
+
+    def duplicates(self) -> int:
+        return sum(n - 1 for n in self.count.values())
+
+
+def _number(value) -> float | None:
+    """A finite-or-not float from a JSON number; None for anything else (bools included)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    return float(value)
+
+
+# --------------------------------------------------------------------------- #
+# NDS sweep summaries
+# --------------------------------------------------------------------------- #
+
+#: NDS targets: test top-1 accuracy in %, from the stored error.
+NDS_TARGETS = ("final", "best")
+NDS_EXTRA_COLUMNS = ("params", "flops")
+
+
+def _looks_like_nds(data) -> bool:
+    if isinstance(data, dict):
+        return any(isinstance(data.get(k), list) for k in ("top", "mid"))
+    return isinstance(data, list) and bool(data) and isinstance(data[0], dict) and "net" in data[0]
+
+
+def _nds_entries(path: Path, data) -> list:
+    """The list of job summaries; ``{"top": [...], "mid": [...]}`` is read as top + mid (NASWOT, EZNAS)."""
+    if isinstance(data, list):
+        return data
+    if isinstance(data, dict) and any(k in data for k in ("top", "mid")):
+        entries = []
+        for k in ("top", "mid"):
+            part = data.get(k, [])
+            if not isinstance(part, list):
+                raise DataError(f"{path}: NDS key {k!r} must hold a list of job summaries, got {type(part).__name__}")
+            entries.extend(part)
+        return entries
+    raise DataError(f"{path}: not an NDS sweep file: expected a list of job summaries or a dict with 'top'/'mid'")
+
+
+def _nds_space(path: Path, entries: list, space: str | None) -> str:
+    """The ``nds_*`` space of a sweep: from ``space``, else the file name, else the genotype ops."""
+    from .spaces import nds
+
+    names = ", ".join(sorted(nds.space_name(f, i) for f in nds.FAMILIES for i in (False, True)))
+    if space:
+        text = space.strip()
+        try:
+            if text.startswith("nds_"):
+                nds.parse_space_name(text)
+                return text
+            guess = nds.family_of_file(text)
+            if guess is None and text.lower() in nds.FAMILIES:
+                guess = (text.lower(), False)
+        except GpproxyError:
+            guess = None
+        if guess is None:
+            raise DataError(f"{path}: unknown NDS space {space!r}; use one of: {names}")
+        return nds.space_name(*guess)
+    guess = nds.family_of_file(path.name)
+    if guess is not None:
+        return nds.space_name(*guess)
+    nets = [e.get("net") for e in entries[:500] if isinstance(e, dict) and isinstance(e.get("net"), dict)]
+    if nets and all(nds.is_cell_net(n) for n in nets):
+        used = set()
+        for net in nets:
+            genotype = net.get("genotype")
+            if isinstance(genotype, dict):
+                for kind in ("normal", "reduce"):
+                    for pair in genotype.get(kind) or []:
+                        if isinstance(pair, (list, tuple)) and pair:
+                            used.add(pair[0])
+        fits = [f for f in nds.CELL_FAMILIES if used <= set(nds.FAMILY_OPS[f])]
+        if len(fits) == 1:
+            return nds.space_name(fits[0])
+    raise DataError(f"{path}: cannot tell the NDS space from the file name; add :space=NAME "
+                    f"(e.g. nds:{path}:space=nds_darts); one of: {names}")
+
+
+def load_nds(path, first: int | None = None, space: str | None = None, data=None) -> Benchmark:
+    """An NDS sweep summary as a Benchmark.
+
+    * ``path``: ``<Space>.json`` from the NDS ``data.zip`` (plain or gzip).
+      The top level is a list of job summaries, or ``{"top": [...], "mid": [...]}``
+      (read as top + mid, the order NASWOT and EZNAS use).
+    * ``first``: keep only the first N entries (EZNAS scored the first 4,000).
+    * ``space``: the ``nds_*`` space name (or a sweep file name such as
+      ``DARTS_lr-wd_in``); by default taken from the file name.
+
+    Targets (test top-1 accuracy in %, from the stored errors):
+    ``final`` = 100 - ``test_ep_top1[-1]`` (the last epoch; EZNAS, NASWOT and FLAN),
+    ``best`` = 100 - ``min_test_top1`` (the NDS paper notebooks, aw_nas).
+    The entries' own ``params`` and ``flops`` are kept as columns too.
+    Entries whose nets share one canonical arch (e.g. the same net at several
+    learning rates in the ``_lr-wd`` sweeps) are merged into one row holding the
+    mean of each column, so every arch appears once.
+    """
+    from .spaces import get_space
+
+    path = Path(path).expanduser()
+    if data is None:
+        if not path.exists():
+            raise DataError(f"{path}: NDS sweep file not found")
+        data = _read_json(path)
+    entries = _nds_entries(path, data)
+    n_all = len(entries)
+    if first is not None:
+        entries = entries[:first]
+    if not entries:
+        raise DataError(f"{path}: the NDS sweep holds no job summaries")
+    space_name = _nds_space(path, entries, space)
+    canon = get_space(space_name).canonical
+    table = _Mean(NDS_TARGETS + NDS_EXTRA_COLUMNS)
+    for i, entry in enumerate(entries):
+        where = f"{path}: entry {i}"
+        if isinstance(entry, dict) and "job_id" in entry:
+            where += f" (job_id {entry['job_id']})"
+        if not isinstance(entry, dict):
+            raise DataError(f"{where}: expected a job summary object, got {type(entry).__name__}")
+        for key in ("net", "test_ep_top1"):
+            if key not in entry:
+                raise DataError(f"{where}: missing key {key!r}")
+        curve = entry["test_ep_top1"]
+        if not isinstance(curve, list) or not curve or _number(curve[-1]) is None:
+            raise DataError(f"{where}: 'test_ep_top1' must be a non-empty list of numbers (test error in %)")
+        values = {"final": 100.0 - _number(curve[-1])}
+        if "min_test_top1" in entry:
+            best = _number(entry["min_test_top1"])
+            if best is None:
+                raise DataError(f"{where}: 'min_test_top1' is not a number ({entry['min_test_top1']!r})")
+            values["best"] = 100.0 - best
+        for key in NDS_EXTRA_COLUMNS:
+            value = _number(entry.get(key))
+            if value is not None:
+                values[key] = value
+        try:
+            arch = canon(entry["net"])
+        except ArchError as e:
+            raise DataError(f"{where}: bad 'net' config for {space_name} ({e})") from None
+        table.add(arch, values)
+    columns = {k: v for k, v in table.table().items() if k == "final" or not np.isnan(v).all()}
+    dups = table.duplicates()
+    source = (
+        f"NDS sweep {path} ({len(entries)} of {n_all} entries"
+        + (f", first={first}" if first is not None else "")
+        + f"; {len(table.archs)} distinct nets"
+        + (f", {dups} repeated entries averaged" if dups else "")
+        + f"; space {space_name}; final = 100 - test_ep_top1[-1], best = 100 - min_test_top1, test top-1 %)"
+    )
+    return Benchmark(name=str(path), space=space_name, archs=table.archs, columns=columns, source=source,
+                     preferred_target="final")
+
+
+# --------------------------------------------------------------------------- #
+# TransNAS-Bench-101
+# --------------------------------------------------------------------------- #
+
+TNB101_TASKS = ("class_scene", "class_object", "room_layout", "jigsaw", "segmentsemantic", "normal", "autoencoder")
+# The metric NAS-Bench-Suite-Zero (NASLib) reads as each task's "accuracy" (best epoch).
+TNB101_MAIN_METRIC = {
+    "class_scene": "valid_top1", "class_object": "valid_top1", "jigsaw": "valid_top1",
+    "room_layout": "valid_neg_loss", "segmentsemantic": "valid_acc",
+    "normal": "valid_ssim", "autoencoder": "valid_ssim",
+}
+
+
+def _looks_like_tnb101_json(data) -> bool:
+    return (isinstance(data, dict) and bool(data) and set(data) <= set(TNB101_TASKS)
+            and all(isinstance(v, dict) for v in data.values()))
+
+
+def _tnb101_space_from_name(path: Path, space: str | None) -> str | None:
+    if space:
+        text = space.strip().lower()
+        text = text[len("tnb101_"):] if text.startswith("tnb101_") else text
+        if text not in ("micro", "macro"):
+            raise DataError(f"{path}: unknown TransNAS-Bench-101 space {space!r}; use micro or macro")
+        return text
+    name = path.name.lower()
+    hits = [s for s in ("micro", "macro") if s in name]
+    return hits[0] if len(hits) == 1 else None
+
+
+def _tnb101_tasks(path: Path, available, task: str | None) -> list[str]:
+    available = list(available)
+    if task is None:
+        return available
+    if task not in available:
+        raise DataError(f"{path}: no task {task!r}; available: {', '.join(available)}")
+    return [task]
+
+
+def _tnb101_preferred(tasks: list[str], suffix: str, columns: dict) -> str | None:
+    order = sorted(tasks, key=lambda t: (t != "class_object", tasks.index(t)))
+    for t in order:
+        name = f"{t}.{suffix if suffix else TNB101_MAIN_METRIC.get(t, '')}"
+        if name in columns:
+            return name
+    return None
+
+
+def load_tnb101(path, space: str | None = None, task: str | None = None, data=None) -> Benchmark:
+    """TransNAS-Bench-101 ground truth for one space (``micro`` or ``macro``).
+
+    Two file kinds:
+
+    * the official API file (``transnas-bench_v10141024.pth``), read with
+      ``torch.load(weights_only=True)`` (plain containers only, nothing is
+      executed). Per task and metric (losses other than ``neg_loss`` and
+      ``time_elapsed`` are skipped): ``<task>.<metric>`` = the best epoch (max,
+      the API's ``mode='best'``) and ``<task>.<metric>.final`` = the last epoch;
+      plus the ``model_info`` numbers (``<task>.model_params``, ...).
+      ``space`` defaults to ``micro``.
+    * a NAS-Bench-Suite-Zero style JSON ``{task: {arch: {"val_accuracy": v,
+      proxy: {"score": s, "time": t}, ...}}}`` with NASLib op tuples as arch
+      keys: ``<task>.val_accuracy`` and ``<task>.<proxy>`` (the score). The space
+      comes from ``space`` or the file name (``..._micro.json``/``..._macro.json``).
+
+    ``task`` keeps one task. The default target is ``class_object``'s main
+    metric when present (``valid_top1`` / ``val_accuracy``).
+    """
+    path = Path(path).expanduser()
+    if data is None and not path.exists():
+        raise DataError(f"{path}: TransNAS-Bench-101 file not found")
+    if data is None and path.name.lower().endswith((".pth", ".pt", ".pth.tar")):
+        return _load_tnb101_pth(path, space, task)
+    if data is None:
+        data = _read_json(path)
+    return _load_tnb101_json(path, data, space, task)
+
+
+def _load_tnb101_pth(path: Path, space: str | None, task: str | None) -> Benchmark:
+    import torch
+
+    try:
+        db = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # pickle/zip errors of all kinds: a damaged or foreign file
+        raise DataError(f"{path}: cannot read as a TransNAS-Bench-101 .pth ({type(e).__name__}: "
+                        f"{str(e).splitlines()[0][:160] if str(e) else ''})") from None
+    if not isinstance(db, dict) or not all(k in db for k in ("data", "task_list", "metrics_dict")):
+        raise DataError(f"{path}: not a TransNAS-Bench-101 API file (needs 'data', 'task_list', 'metrics_dict')")
+    spaces = db["data"]
+    which = _tnb101_space_from_name(path, space) if space else "micro"
+    if not isinstance(spaces, dict) or which not in spaces:
+        raise DataError(f"{path}: no {which!r} space; available: {', '.join(map(str, spaces))}")
+    tasks = _tnb101_tasks(path, db["task_list"], task)
+    info_names = list(db.get("info_names") or [])
+    archs_raw = list(spaces[which])
+    n = len(archs_raw)
+    from .spaces import tnb101
+
+    archs, columns = [], {}
+
+    def column(name):
+        if name not in columns:
+            columns[name] = np.full(n, math.nan)
+        return columns[name]
+
+    for i, raw in enumerate(archs_raw):
+        try:
+            archs.append(tnb101.canonical(raw, which))
+        except ArchError as e:
+            raise DataError(f"{path}: {which} arch {raw!r} is not a TNB101 arch ({e})") from None
+        record = spaces[which][raw]
+        if not isinstance(record, dict):
+            raise DataError(f"{path}: arch {raw!r}: expected a dict of tasks, got {type(record).__name__}")
+        for t in tasks:
+            rec = record.get(t)
+            if rec is None:
+                continue
+            if not isinstance(rec, dict) or "metrics" not in rec:
+                raise DataError(f"{path}: arch {raw!r} task {t!r}: missing key 'metrics'")
+            for metric in db["metrics_dict"].get(t, []):
+                if metric == "time_elapsed" or ("loss" in metric and "neg_loss" not in metric):
+                    continue
+                curve = rec["metrics"].get(metric)
+                if not isinstance(curve, (list, tuple)) or not curve:
+                    continue
+                vals = [float(v) for v in curve if _number(v) is not None]
+                if vals:
+                    column(f"{t}.{metric}")[i] = max(vals)
+                    column(f"{t}.{metric}.final")[i] = vals[-1]
+            info = rec.get("model_info") or {}
+            for name in info_names:
+                value = _number(info.get(name)) if isinstance(info, dict) else None
+                if value is not None:
+                    column(f"{t}.{name}")[i] = value
+    _check_unique(path, archs)
+    if not columns:
+        raise DataError(f"{path}: no metrics for tasks {', '.join(tasks)} in the {which} space")
+    source = (f"TransNAS-Bench-101 API file {path} ({which} space, {n} archs; <task>.<metric> = best epoch, "
+              "<task>.<metric>.final = last epoch)")
+    return Benchmark(name=str(path), space=f"tnb101_{which}", archs=archs, columns=columns, source=source,
+                     preferred_target=_tnb101_preferred(tasks, "", columns))
+
+
+def _infer_tnb101_space(path: Path, keys) -> str:
+    """Micro tuples use codes 0..3 anywhere; macro tuples are digits 1..4 padded with trailing zeros."""
+    import ast
+
+    micro_only = macro_only = False
+    for key in keys:
+        text = str(key).strip()
+        if text.endswith("-basic"):  # an arch string such as 64-1234-basic
+            macro_only = True
+            continue
+        if re.search(r"-\d_\d\d_\d\d\d$", text):  # 64-41414-1_02_333
+            micro_only = True
+            continue
+        try:
+            code = ast.literal_eval(str(key))
+        except (ValueError, SyntaxError):
+            continue
+        if not isinstance(code, (list, tuple)):
+            continue
+        if any(v == 4 for v in code):
+            macro_only = True
+        trailing = list(code)
+        while trailing and trailing[-1] == 0:
+            trailing.pop()
+        if 0 in trailing:
+            micro_only = True
+    if micro_only != macro_only:
+        return "micro" if micro_only else "macro"
+    raise DataError(f"{path}: cannot tell micro from macro archs; name the file *_micro.json / *_macro.json "
+                    f"or add :space=micro|macro (tnb101:{path}:space=micro)")
+
+
+def _load_tnb101_json(path: Path, data, space: str | None, task: str | None) -> Benchmark:
+    from .spaces import tnb101
+
+    if not _looks_like_tnb101_json(data):
+        raise DataError(f"{path}: not a TransNAS-Bench-101 JSON: expected {{task: {{arch: {{...}}}}}} with tasks "
+                        f"from {', '.join(TNB101_TASKS)}")
+    tasks = _tnb101_tasks(path, data, task)
+    which = _tnb101_space_from_name(path, space) or _infer_tnb101_space(
+        path, [a for t in tasks for a in data[t]])
+    rows: dict[str, int] = {}
+    archs: list[str] = []
+    cells: dict[str, dict[int, float]] = {}
+    for t in tasks:
+        for raw, rec in data[t].items():
+            where = f"{path}: task {t!r} arch {raw!r}"
+            try:
+                arch = tnb101.canonical(raw, which)
+            except ArchError as e:
+                raise DataError(f"{where}: not a TNB101 {which} arch ({e})") from None
+            if not isinstance(rec, dict):
+                raise DataError(f"{where}: expected an object, got {type(rec).__name__}")
+            if "val_accuracy" not in rec:
+                raise DataError(f"{where}: missing key 'val_accuracy'")
+            if arch not in rows:
+                rows[arch] = len(archs)
+                archs.append(arch)
+            row = rows[arch]
+            for key, value in rec.items():
+                if key in ("idx", "arch"):
+                    continue
+                if isinstance(value, dict):
+                    if "score" not in value:
+                        raise DataError(f"{where}: proxy {key!r} has no 'score'")
+                    value = value["score"]
+                number = _number(value)
+                if number is None:
+                    if key == "val_accuracy":
+                        raise DataError(f"{where}: 'val_accuracy' is not a number ({value!r})")
+                    continue
+                cells.setdefault(f"{t}.{key}", {})[row] = number
+    if not archs:
+        raise DataError(f"{path}: no archs for tasks {', '.join(tasks)}")
+    columns = {}
+    for name, values in cells.items():
+        col = np.full(len(archs), math.nan)
+        for row, v in values.items():
+            col[row] = v
+        columns[name] = col
+    source = (f"TransNAS-Bench-101 NAS-Bench-Suite-Zero style JSON {path} ({which} space, {len(archs)} archs, "
+              f"tasks {', '.join(tasks)}; <task>.val_accuracy as stored, <task>.<proxy> = its score)")
+    return Benchmark(name=str(path), space=f"tnb101_{which}", archs=archs, columns=columns, source=source,
+                     preferred_target=_tnb101_preferred(tasks, "val_accuracy", columns))

@@ -271,7 +271,7 @@ def build_cache(root, spec: CacheSpec, archs: list, jobs: int = 1, device: str =
     atomic_write_json(manifest_path, manifest)
     cache = Cache(root, manifest)
     if targets:
-        rows = ["arch,key,target"] + [f"{a},{manifest['keys'][a]},{targets[a]!r}"
+        rows = ["arch,key,target"] + [f"{a},{manifest['keys'][a]},{float(targets[a])!r}"
                                       for a in manifest["archs"] if a in targets]
         atomic_write_text(root / "targets.csv", "\n".join(rows) + "\n")
 

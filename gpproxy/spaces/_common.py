@@ -69,9 +69,66 @@ def weight_layers(net: nn.Module, input_shape: tuple[int, ...]) -> list[dict]:
     return records
 
 
+def naslib_flops(net: nn.Module, input_shape: tuple[int, ...], bn_after_pools: bool = False) -> int:
+    """FLOPs as NAS-Bench-Suite-Zero (NASLib, ``tensorwatch.ModelStats``) counts them.
+
+    One forward pass in eval mode; every executed leaf module adds:
+    Conv2d ``kh*kw*C_in*C_out/groups*H_out*W_out`` (+ ``C_out*H_out*W_out`` with
+    bias; dilation does not count), BatchNorm2d ``numel(input)`` (doubled when
+    affine), ReLU ``numel(input)``, AvgPool2d/MaxPool2d ``numel(output)*k*k``,
+    AdaptiveAvgPool2d torchstat's ``C*(h_span+1)*(w_span+1)`` per output cell,
+    Linear ``in*out``; everything else nothing. ``bn_after_pools`` adds the
+    non-affine BatchNorm NASLib's NB301 graph puts after every pooling op.
+    """
+    total = [0]
+
+    def hook(module, inputs, output):
+        x = inputs[0]
+        if isinstance(module, nn.Conv2d):
+            kh, kw = module.kernel_size
+            out_hw = output.shape[2] * output.shape[3]
+            total[0] += kh * kw * module.in_channels * module.out_channels // module.groups * out_hw
+            total[0] += module.out_channels * out_hw if module.bias is not None else 0
+        elif isinstance(module, nn.BatchNorm2d):
+            total[0] += x.numel() * (2 if module.affine else 1)
+        elif isinstance(module, nn.ReLU):
+            total[0] += x.numel()
+        elif isinstance(module, (nn.AvgPool2d, nn.MaxPool2d)):
+            k = module.kernel_size if isinstance(module.kernel_size, int) else module.kernel_size[0]
+            total[0] += output.numel() * k * k + (output.numel() if bn_after_pools else 0)
+        elif isinstance(module, nn.AdaptiveAvgPool2d):
+            (h, w), (oh, ow) = x.shape[2:], output.shape[2:]
+            spans = 0
+            for i in range(oh):
+                span_h = -(-(i + 1) * h // oh) - (i * h // oh)
+                for j in range(ow):
+                    span_w = -(-(j + 1) * w // ow) - (j * w // ow)
+                    spans += (span_h + 1) * (span_w + 1)
+            total[0] += x.shape[1] * spans
+        elif isinstance(module, nn.Linear):
+            total[0] += module.in_features * module.out_features
+        return None
+
+    handles = [m.register_forward_hook(hook) for m in net.modules() if next(m.children(), None) is None]
+    was_training = net.training
+    try:
+        net.eval()
+        with torch.no_grad():
+            net(torch.zeros(*input_shape))
+    finally:
+        net.train(was_training)
+        for h in handles:
+            h.remove()
+    return total[0] // int(input_shape[0])
+
+
 def describe_network(net: nn.Module, input_shape: tuple[int, ...], **header) -> dict:
-    """The ``describe`` dict every space returns: header fields, params, MACs, weight layers."""
+    """The ``describe`` dict every space returns: header fields, params, FLOPs, MACs, weight layers.
+
+    ``flops`` follows NAS-Bench-Suite-Zero's convention (``naslib_flops``), as
+    ``nb201.describe`` does; ``macs`` counts conv/linear multiply-accumulates only.
+    """
     layers = weight_layers(net, input_shape)
-    return {**header, "params": count_params(net), "flops": sum(L["macs"] for L in layers),
-            "flops_convention": "conv+linear multiply-accumulates, batch 1",
-            "input_shape": list(input_shape), "n_layers": len(layers), "layers": layers}
+    return {**header, "params": count_params(net), "flops": naslib_flops(net, input_shape),
+            "macs": sum(L["macs"] for L in layers), "input_shape": list(input_shape),
+            "n_layers": len(layers), "layers": layers}

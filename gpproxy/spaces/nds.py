@@ -30,10 +30,10 @@ AnyNet spaces (ResNet, ResNeXt-A, ResNeXt-B, Vanilla)
 
 What is verified and what is a documented reading of unreleased data
 ---------------------------------------------------------------------
-* The NAS-cell builder is checked against NASLib's parameter counts for 1,218
-  DARTS-space genotypes (NAS-Bench-Suite-Zero, C=32, 8 cells) and against the
-  3.3 M parameters DARTS published for its V2 cell at C=36, 20 cells
-  (``tests/test_spaces_nds.py``).
+* The NAS-cell builder is checked against NASLib's parameter and FLOP counts
+  for 1,218 DARTS-space genotypes (NAS-Bench-Suite-Zero, C=32, 8 cells; all
+  exact) and against the 3.3 M parameters DARTS published for its V2 cell at
+  C=36, 20 cells (3,349,342 exact; ``tests/test_spaces_nds.py``).
 * The NDS JSON files themselves could not be obtained, so the AnyNet reading
   below follows the public code that reads them (NASWOT / EZNAS ``nasspace.py``,
   aw_nas ``dump_archyaml_and_gtpkl.py``, pycls CIFAR configs) and is NOT
@@ -87,7 +87,7 @@ from torch import nn
 
 from gpproxy.errors import ArchError
 
-from ._common import compact_json, count_params, describe_network, short_hash, show
+from ._common import compact_json, count_params, describe_network, naslib_flops, short_hash, show
 
 __all__ = [
     "CELL_FAMILIES",
@@ -106,12 +106,16 @@ __all__ = [
     "build_network",
     "build_cell_network",
     "build_anynet",
+    "analytic_params",
+    "anynet_layout",
+    "pycls_init",
     "describe",
     "darts_genotype_from_text",
     "darts_genotype_from_naslib_compact",
     "NASCellNetwork",
     "AnyNet",
     "count_params",
+    "naslib_flops",
 ]
 
 CELL_FAMILIES: tuple[str, ...] = ("amoeba", "darts", "enas", "nasnet", "pnas")
@@ -219,6 +223,17 @@ def is_cell_net(net: dict) -> bool:
     return isinstance(net, dict) and "genotype" in net
 
 
+def _concat_list(value):
+    """DARTS writes ``normal_concat=range(2, 6)``; accept that text form as well as a list."""
+    if isinstance(value, range):
+        return list(value)
+    if isinstance(value, str):
+        m = re.fullmatch(r"\s*range\(\s*(\d+)\s*,\s*(\d+)\s*\)\s*", value)
+        if m:
+            return list(range(int(m.group(1)), int(m.group(2))))
+    return value
+
+
 def _parse_genotype(genotype, family: str | None) -> dict:
     if not isinstance(genotype, dict):
         raise ArchError(f"NDS genotype must be a dict with {', '.join(_CELL_KEYS)}, got {show(genotype)}")
@@ -249,7 +264,7 @@ def _parse_genotype(genotype, family: str | None) -> dict:
             cell.append([op, src])
         out[kind] = cell
         n_states = 2 + len(cell) // 2
-        concat = genotype[f"{kind}_concat"]
+        concat = _concat_list(genotype[f"{kind}_concat"])
         if not isinstance(concat, (list, tuple)) or not concat:
             raise ArchError(f"NDS genotype '{kind}_concat' must be a non-empty list of state indices, "
                             f"got {show(concat)}")
@@ -354,9 +369,16 @@ def darts_genotype_from_text(text: str) -> dict:
         raise ArchError(f"not a DARTS Genotype(...) text: {show(text)}") from None
     if not (isinstance(tree, ast.Call) and getattr(tree.func, "id", None) == "Genotype" and not tree.args):
         raise ArchError(f"not a DARTS Genotype(...) text: {show(text)}")
+    def literal(node):
+        # range(a, b) is how DARTS writes the concat lists; everything else must be a literal.
+        if (isinstance(node, ast.Call) and getattr(node.func, "id", None) == "range" and not node.keywords
+                and 1 <= len(node.args) <= 2):
+            return list(range(*(ast.literal_eval(a) for a in node.args)))
+        return ast.literal_eval(node)
+
     try:
-        fields = {kw.arg: ast.literal_eval(kw.value) for kw in tree.keywords}
-    except ValueError:
+        fields = {kw.arg: literal(kw.value) for kw in tree.keywords}
+    except (ValueError, TypeError):
         raise ArchError(f"DARTS Genotype fields must be literals: {show(text)}") from None
     out = {k: fields[k] for k in _CELL_KEYS if k in fields}
     for k in ("normal", "reduce"):
