@@ -69,7 +69,9 @@ def main() -> int:
     ap.add_argument("--config", default=str(ROOT / "experiments" / "discover_nb201.toml"))
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     ap.add_argument("--jobs", type=int, default=2)
-    ap.add_argument("--eval-only", action="store_true", help="reuse finished runs")
+    ap.add_argument("--other-datasets-archs", type=int, default=3000,
+                    help="CIFAR-100 / ImageNet16-120 nets: score this many random held-out archs (0 = all); "
+                         "each needs its own 100/120-class cache")
     args = ap.parse_args()
     table_path = SHARED / "nb201" / "nb201_accuracies_200ep.csv.gz"
     if not table_path.exists():
@@ -124,15 +126,22 @@ def main() -> int:
         "c100": (replace(spec10, num_classes=100), Path(task.cache + "-c100")),
         "in16": (replace(spec10, num_classes=120, resolution=16), Path(task.cache + "-in16")),
     }
+    # CIFAR-100 / ImageNet16-120 need their own caches: optionally a fixed
+    # random subset of the held-out archs (drawn once, seed 0, never tuned on).
+    subset = np.arange(len(heldout))
+    if 0 < args.other_datasets_archs < len(heldout):
+        subset = np.sort(np.random.default_rng(0).choice(len(heldout), args.other_datasets_archs, replace=False))
+    arch_rows = {"c10": np.arange(len(heldout)), "c100": subset, "in16": subset}
     scores = {}
     t_eval = time.perf_counter()
     for name, (spec, path) in variants.items():
-        log(f"held-out cache {name}: {len(heldout)} archs -> {path}")
-        cache = build_cache(path, spec, heldout, jobs=args.jobs)
-        sc = score_on_cache(cache, heldout, list(formulas.values()), pack, chunk_archs=500)
+        archs_v = [heldout[i] for i in arch_rows[name]]
+        log(f"held-out cache {name}: {len(archs_v)} archs -> {path}")
+        cache = build_cache(path, spec, archs_v, jobs=args.jobs)
+        sc = score_on_cache(cache, archs_v, list(formulas.values()), pack, chunk_archs=500)
         scores[name] = {label: sc[f] for label, f in formulas.items()}
-        scores[name]["#params (exact)"] = params
-        scores[name]["FLOPs (exact)"] = flops
+        scores[name]["#params (exact)"] = params[arch_rows[name]]
+        scores[name]["FLOPs (exact)"] = flops[arch_rows[name]]
     t_eval = time.perf_counter() - t_eval
 
     # ---- 3. reports
@@ -140,7 +149,8 @@ def main() -> int:
         "search": f"{task.search_archs} archs, split_seed {task.split_seed}, target {task.target}, "
                   f"fitness {base.fitness.correlation}", "heldout_archs": len(heldout),
         "batch": task.batch, "input": task.input, "init_seed": task.seed,
-        "c100_nets": "100 classes, same input", "in16_nets": "120 classes, input at 16x16",
+        "c100_nets": f"100 classes, same input, {len(subset)} random held-out archs",
+        "in16_nets": f"120 classes, input at 16x16, {len(subset)} random held-out archs",
         "seeds": args.seeds, "search_seconds": {str(k): round(v, 1) for k, v in t_search.items()},
         "eval_seconds": round(t_eval, 1),
         "machine": f"{platform.machine()}, {os.cpu_count()} cores, torch CPU"},
@@ -150,6 +160,7 @@ def main() -> int:
         r = {}
         for tname, (variant, acc) in targets.items():
             s = scores[variant][label]
+            acc = acc[arch_rows[variant]]
             ok = np.isfinite(s).all() and np.ptp(s) > 0
             r[tname] = score_report(s, acc) if ok else None
         s10 = scores["c10"][label]
