@@ -8,7 +8,8 @@ Layout of a cache directory::
     targets.csv         arch, key, accuracy for the recorded target
     stats/<key>.npy     one flat array per arch (memory-mappable)
     stats/<key>.json    its layer table (offsets, shapes, scales, exact layer
-                        metadata) and the array's checksum
+                        metadata, exact full-tensor moments per statistic when
+                        ``probe.moments``) and the array's checksum
 
 An arch is complete when its ``.json`` exists and the ``.npy`` matches the
 checksum in it; both are written atomically, the ``.json`` last, so a killed
@@ -53,9 +54,21 @@ class CacheSpec:
 
     @classmethod
     def from_dict(cls, d: dict) -> "CacheSpec":
-        d = dict(d)
-        d["probe"] = ProbeConfig(**d.get("probe", {}))
+        d = _with_old_defaults(d)
+        d["probe"] = ProbeConfig(**d["probe"])
         return cls(**d)
+
+
+def _with_old_defaults(spec: dict) -> dict:
+    """A stored spec dict with keys added since filled in as old caches were made.
+
+    Caches from before ``ProbeConfig.moments`` have no moments: reading the
+    missing key as False (not the new default True) keeps them openable and
+    stops new archs with moments being added to them.
+    """
+    d = dict(spec)
+    d["probe"] = {"moments": False, **d.get("probe", {})}
+    return d
 
 
 def _normalisation(spec: CacheSpec) -> str:
@@ -85,6 +98,9 @@ def encode_record(arch: str, key: str, layers: list, storage: str, seconds: floa
     chunks, table, offset = [], [], 0
     for layer in layers:
         entry = {"name": layer["name"], "meta": layer["meta"], "stats": {}}
+        if layer.get("moments"):
+            entry["moments"] = {stat: [float(v) for v in m.tolist()]
+                                for stat, m in layer["moments"].items()}
         for stat, (tensor, scale) in layer["stats"].items():
             arr = tensor.detach().cpu().numpy()
             if dtype == np.float16:
@@ -223,9 +239,16 @@ def open_cache(root) -> Cache:
         raise DataError(f"cache {root}: cache.json is corrupt ({e}); delete the directory and rebuild") from None
 
 
+def _flat_spec(d: dict) -> dict:
+    """Spec dict with probe fields as 'probe.x' keys: a mismatch names the field."""
+    out = {k: v for k, v in d.items() if k != "probe"}
+    out.update({f"probe.{k}": v for k, v in d.get("probe", {}).items()})
+    return out
+
+
 def _check_compatible(root: Path, manifest: dict, spec: CacheSpec) -> None:
-    old = manifest["spec"]
-    new = spec.to_dict()
+    old = _flat_spec(_with_old_defaults(manifest["spec"]))
+    new = _flat_spec(spec.to_dict())
     diff = [k for k in new if old.get(k) != new[k]]
     if diff:
         k = diff[0]

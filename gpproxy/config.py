@@ -40,6 +40,7 @@ class TaskConfig:
     weight_rows: int = 16
     weight_cols: int = 64
     noise_pass: bool = False
+    moments: bool = True  # exact full-tensor sum/|x|/x^2 per statistic (reductions of a terminal use them)
     cache: str = ""  # directory; "" = caches/<task name>-<hash of probe settings>
 
 

@@ -1,8 +1,10 @@
 """Export a formula as a standalone, readable PyTorch module.
 
 The module imports only torch. It carries verbatim copies of the probe
-functions (so it samples exactly the statistics the engine cached) and of the
-primitives the formula uses, and one generated function that spells the
+functions (so it samples exactly the statistics the engine cached, and takes
+the same exact full-tensor moments) and of the primitives the formula uses
+(with their ``exact`` twins where a reduction is applied to a statistic
+itself, as ``FormulaEval`` does), and one generated function that spells the
 formula out step by step. It exposes the zero-cost-nas / NASLib measure shape:
 
     compute(net, inputs, targets, loss_fn=None, split_data=1, **kw) -> list[Tensor]
@@ -20,13 +22,13 @@ from deap import gp
 
 from . import __version__, probe
 from .errors import GpproxyError
-from .formula import parse_formula, stats_used, to_math
+from .formula import exact_stat, parse_formula, stats_used, to_math
 from .pack import FAMILY_OF_TYPE, MATRIX, Layer, Net, load_pack
 from .probe import ProbeConfig
 
 EXPORTED_PROBE_FUNCS = (probe.stable_seed, probe.sample_positions, probe.sample_activation,
-                        probe.sample_weight, probe.probed_layers, probe.run_pass, probe.layer_meta,
-                        probe.collect_stats)
+                        probe.sample_weight, probe.tensor_moments, probe.probed_layers,
+                        probe.run_pass, probe.layer_meta, probe.collect_stats)
 
 
 def _source(fn, name=None) -> str:
@@ -42,12 +44,26 @@ def _py_name(prim_name: str) -> str:
     return f"p_{prim_name}"
 
 
-def formula_code(tree, pack) -> tuple[str, bool]:
+def _exact_name(prim_name: str) -> str:
+    return f"p_{prim_name}_exact"
+
+
+def exact_prims(tree, pack, moments: bool) -> list:
+    """Names of the reductions that take their exact form somewhere in `tree`."""
+    if not moments:
+        return []
+    return list(dict.fromkeys(tree[i].name for i in range(len(tree))
+                              if exact_stat(tree, i, pack) is not None))
+
+
+def formula_code(tree, pack, moments: bool = True) -> tuple[str, bool]:
     """Straight-line Python for a typed tree.
 
     Matrix values are lists with one (1, r, c) tensor per layer; Layer values
-    are (L,) tensors; Net values are (1,) tensors. Returns (code, root is a
-    layer aggregation) — in the latter case ``compute`` can return per-layer terms.
+    are (L,) tensors; Net values are (1,) tensors. With `moments`, a reduction
+    of a statistic itself is computed exactly from ``S['moments']`` (as
+    FormulaEval does on a cache with moments). Returns (code, root is a layer
+    aggregation) — in the latter case ``compute`` can return per-layer terms.
     """
     lines, counter, root_args = [], [0], {}
 
@@ -79,6 +95,9 @@ def formula_code(tree, pack) -> tuple[str, bool]:
                 expr = f"[{fn}(x, y) for x, y in zip({args[0]}, {args[1]})]"
         elif prim.kind in ("unary", "binary"):
             expr = f"{fn}({', '.join(args)})"
+        elif prim.kind == "reduce" and moments and exact_stat(tree, i, pack) is not None:
+            # .float(): the engine stores the float64 result as float32 too
+            expr = f"{_exact_name(prim.name)}(S['moments'][{exact_stat(tree, i, pack)!r}]).float()"
         elif prim.kind == "reduce":
             fam = FAMILY_OF_TYPE[node.args[0]]
             expr = f"torch.cat([{fn}(x, s) for x, s in zip({args[0]}, S['scale'][{fam!r}])])"
@@ -110,7 +129,8 @@ How the statistics are taken (identical to the gpproxy cache it was found on):
 one forward+backward pass (cross-entropy unless a loss_fn is given), BN in
 train mode; every Conv2d/Linear layer contributes samples of its weight (W),
 weight gradient (dW), input (A), output (Z) and output gradient (dZ) at fixed
-positions: {probe}.
+positions: {probe}. With "moments", each also gives exact full-tensor
+[sum, sum |x|, sum x^2, numel], used by reductions of a statistic itself.
 Standalone: imports only torch. Use it as
 
     import {module}
@@ -132,18 +152,22 @@ FAMILY = {family!r}
 {probe_src}
 
 def statistics(net, inputs, targets, loss_fn=None):
-    """Per-layer samples, scales and exact layer numbers, as the formula reads them."""
+    """Per-layer samples, scales, full-tensor moments and exact layer numbers,
+    as the formula reads them."""
     layers = collect_stats(net, inputs, targets, loss_fn or F.cross_entropy, PROBE["act_features"],
                            PROBE["weight_rows"], PROBE["weight_cols"], PROBE["sample_seed"],
-                           PROBE["noise_pass"])
+                           PROBE["noise_pass"], moments=PROBE["moments"])
     device = inputs.device
     stats, scale = {{s: [] for s in FAMILY}}, {{f: [] for f in set(FAMILY.values())}}
+    moments = {{s: [] for s in FAMILY}}
     meta = {{"params": [], "fan_in": [], "out_channels": [], "out_numel": []}}
     for name, module, rec in layers:
         seen = set()
         for stat, family in FAMILY.items():
             sample, sc = rec[stat]
             stats[stat].append(sample.unsqueeze(0))
+            if PROBE["moments"]:
+                moments[stat].append(rec["moments"][stat])
             if family not in seen:
                 scale[family].append(torch.tensor([sc], device=device))
                 seen.add(family)
@@ -153,6 +177,7 @@ def statistics(net, inputs, targets, loss_fn=None):
             meta[k].append(float(m[k]))
     n = len(layers)
     return {{"stats": stats, "scale": scale, "L": n,
+            "moments": {{s: torch.stack(m) for s, m in moments.items() if m}},
             "meta": {{k: torch.tensor(v, device=device) for k, v in meta.items()}},
             "seg": torch.zeros(n, dtype=torch.long, device=device),
             "counts": torch.tensor([float(n)], device=device)}}
@@ -208,7 +233,9 @@ def export_formula(formula: str, output, pack_name: str = "default", probe_cfg: 
         if isinstance(node, gp.Primitive) and node.name not in used:
             used.append(node.name)
     prim_src = "\n\n".join(_source(pack.prims[n].fn, _py_name(n)) for n in used)
-    code, per_layer = formula_code(tree, pack)
+    for n in exact_prims(tree, pack, probe_cfg.moments):
+        prim_src += "\n\n" + _source(pack.prims[n].exact, _exact_name(n))
+    code, per_layer = formula_code(tree, pack, probe_cfg.moments)
     family = {s: FAMILY_OF_TYPE[t] for s, t in pack.stats.items()
               if probe_cfg.noise_pass or not s.endswith("_n")}
     sum_layers = tree[0].name == "sum_layers"
@@ -224,17 +251,28 @@ def export_formula(formula: str, output, pack_name: str = "default", probe_cfg: 
     return output
 
 
+def _task_probe(task) -> ProbeConfig:
+    """The probe config of the cache a task reads: an existing cache's own one
+    (a cache from before moments has none, and the run scored without them)."""
+    from .cache import open_cache
+    from .tasks import cache_dir, cache_spec
+
+    root = cache_dir(task)
+    if (root / "cache.json").exists():
+        return open_cache(root).spec.probe
+    return cache_spec(task).probe
+
+
 def export_cli(args) -> int:
     from .engine import load_run_config
     from .rundir import read_csv
-    from .tasks import cache_spec
 
     probe_cfg, provenance, pack = None, "", args.pack
     formula = args.formula
     if args.run:
         cfg = load_run_config(args.run)
         pack = cfg.search.pack
-        probe_cfg = cache_spec(cfg.tasks[0]).probe
+        probe_cfg = _task_probe(cfg.tasks[0])
         rows = read_csv(Path(args.run) / "pareto.csv")
         if not rows:
             raise GpproxyError(f"{args.run}/pareto.csv is empty: the run found no valid formula")

@@ -125,6 +125,25 @@ def stats_used(tree) -> set:
     return {n.value for n in tree if isinstance(n, gp.Terminal) and isinstance(n.value, str)}
 
 
+def exact_stat(tree, i, pack: Pack):
+    """The statistic reduced by node `i` if it has an exact form there, else None.
+
+    That is when node `i` is a reduction with an ``exact`` function whose
+    argument is a statistic terminal itself (``frob(W)``, not ``frob(abs(W))``): its
+    full-tensor value then follows from the cached moments of that statistic.
+    """
+    node = tree[i]
+    if not isinstance(node, gp.Primitive):
+        return None
+    prim = pack.prims[node.name]
+    if prim.kind != "reduce" or prim.exact is None:
+        return None
+    child = tree[i + 1]
+    if isinstance(child, gp.Terminal) and isinstance(child.value, str):
+        return child.value
+    return None
+
+
 # ---------------------------------------------------------------- evaluation
 
 
@@ -135,6 +154,9 @@ class FormulaEval:
     formulas of one generation that share a subtree compute it once. Layer-
     and Net-level results are small and always kept; matrix-level results are
     kept until they fill ``matrix_memo_bytes`` (per memo dict).
+
+    A reduction of a statistic itself uses the StatSet's exact full-tensor
+    moments when it has them (see ``exact_stat``), the sample otherwise.
     """
 
     def __init__(self, pack: Pack, matrix_memo_bytes: int = 256 * 2**20):
@@ -156,6 +178,13 @@ class FormulaEval:
             hit = memo.get(key)
             if hit is not None:
                 return hit, end
+        stat = exact_stat(tree, i, self.pack)
+        moments = getattr(S, "moments", {}).get(stat) if stat is not None else None
+        if moments is not None:
+            out = self.pack.prims[node.name].exact(moments).to(S.layer_counts.dtype)
+            if key is not None:
+                memo[key] = out
+            return out, end
         args, j = [], i + 1
         for _ in range(node.arity):
             v, j = self._eval(tree, j, S, memo)

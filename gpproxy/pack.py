@@ -14,7 +14,11 @@ A primitive is a plain torch function registered under a *kind*:
                                  (the same function serves every type: a
                                  formula string stays ``abs(W)``, not ``abs_w(W)``)
 ``reduce(x, scale)``             matrix -> Layer; ``scale`` (n,) is
-                                 numel(full)/numel(sample) for sum-like estimates
+                                 numel(full)/numel(sample) for sum-like estimates.
+                                 Optional ``exact(m)``: the same reduction from
+                                 the (L, 4) full-tensor moments [sum, sum |x|,
+                                 sum x², numel]; used instead of the sample when
+                                 the reduction's argument is a statistic itself
 ``aggregate(v, seg, counts)``    Layer -> Net; ``seg`` (L,) arch of each layer,
                                  ``counts`` (N,) layers per arch
 
@@ -74,6 +78,7 @@ class PrimDef:
     types: tuple  # argument type of each registered overload
     math: str  # readable infix template, {0} {1} are the arguments
     latex: str
+    exact: object = None  # reduce only: fn((L, 4) moments) -> (L,), see module docstring
 
     @property
     def arity(self) -> int:
@@ -93,13 +98,15 @@ class Pack:
     seeds: dict = field(default_factory=dict)  # baseline name -> formula string
 
     # ------------------------------------------------------------ registration
-    def _register(self, name, kind, types, math, latex):
+    def _register(self, name, kind, types, math, latex, exact=None):
         def deco(fn):
             if name in self.prims:
                 raise GpproxyError(f"pack {self.name}: primitive {name!r} registered twice")
             prim = PrimDef(name, kind, fn, tuple(types), math or f"{name}({{0}})",
-                           latex or math or rf"\operatorname{{{name}}}({{0}})")
+                           latex or math or rf"\operatorname{{{name}}}({{0}})", exact)
             validate_primitive(prim)
+            if exact is not None:
+                validate_exact(prim)
             self.prims[name] = prim
             return fn
         return deco
@@ -111,8 +118,10 @@ class Pack:
         math = math or f"{name}({{0}}, {{1}})"
         return self._register(name, "binary", on, math, latex)
 
-    def reduce(self, name, on=MATRIX, math=None, latex=None):
-        return self._register(name, "reduce", on, math, latex)
+    def reduce(self, name, on=MATRIX, math=None, latex=None, exact=None):
+        """Register a reduction; `exact(m)` (optional, a module-level def: exports
+        copy its source) computes it exactly from (L, 4) full-tensor moments."""
+        return self._register(name, "reduce", on, math, latex, exact)
 
     def aggregate(self, name, math=None, latex=None):
         return self._register(name, "aggregate", (Layer,), math, latex)
@@ -236,6 +245,37 @@ def validate_primitive(prim: PrimDef) -> None:
             if not torch.isfinite(out).all():
                 raise GpproxyError(f"primitive {prim.name!r} ({TYPE_NAMES[typ]}) returns non-finite "
                                    f"values on {label} input; guard it (e.g. log(|x|+eps))")
+
+
+def _moment_inputs():
+    """(L, 4) moment rows [sum, sum |x|, sum x², numel]; numel is always > 0."""
+    gen = torch.Generator().manual_seed(0)
+    rnd = torch.randn((7, 3), generator=gen, dtype=torch.float64)
+    numel = torch.tensor([[1.0], [2.0], [9.0], [64.0], [1e3], [1e5], [1e7]], dtype=torch.float64)
+    firsts = {"random": rnd, "zeros": torch.zeros_like(rnd), "negative": -rnd.abs() - 0.1}
+    return {label: torch.cat([m, numel], dim=1) for label, m in firsts.items()}
+
+
+def validate_exact(prim: PrimDef) -> None:
+    """Like validate_primitive, for a reduction's `exact` function."""
+    if prim.kind != "reduce":
+        raise GpproxyError(f"primitive {prim.name!r}: only reductions take exact=")
+    if getattr(prim.exact, "__name__", "<lambda>") == "<lambda>":
+        raise GpproxyError(f"primitive {prim.name!r}: exact= must be a named def function "
+                           "(exported modules copy its source)")
+    for label, m in _moment_inputs().items():
+        try:
+            out = prim.exact(m)
+        except Exception as e:
+            raise GpproxyError(f"exact function of {prim.name!r} fails on {label} moments: "
+                               f"{e.__class__.__name__}: {e}") from None
+        if not isinstance(out, torch.Tensor) or tuple(out.shape) != (m.shape[0],):
+            got = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
+            raise GpproxyError(f"exact function of {prim.name!r} returns shape {got} on {label} "
+                               f"moments, expected ({m.shape[0]},)")
+        if not torch.isfinite(out).all():
+            raise GpproxyError(f"exact function of {prim.name!r} returns non-finite values on "
+                               f"{label} moments; guard it")
 
 
 # ---------------------------------------------------------------- discovery

@@ -27,6 +27,12 @@ formula sees comparable numbers across the search space. For every sample we
 also record ``scale = numel(full) / numel(sample)`` so that sum-like reductions
 estimate full-tensor sums (a 64-channel layer really is larger than a 16-channel
 one).
+
+Sampling adds noise to sums, so with ``ProbeConfig.moments`` every statistic
+also records moments of the FULL tensor: ``[sum, sum |x|, sum x², numel]``
+(float64; see ``tensor_moments``). Reductions that have a closed form in them (``sum``, ``l1``,
+``frob``, ``mean`` applied directly to a statistic) use these instead of the
+sample; everything else still sees the sample.
 """
 from __future__ import annotations
 
@@ -51,6 +57,9 @@ class ProbeConfig:
     weight_cols: int = 64
     noise_pass: bool = False
     sample_seed: int = 0
+    # Exact full-tensor moments per statistic. Caches built before this field
+    # existed have none; cache.py reads a missing key as False.
+    moments: bool = True
 
     def stat_names(self) -> tuple[str, ...]:
         base = WEIGHT_STATS + INPUT_STATS + OUTPUT_STATS
@@ -131,6 +140,28 @@ def sample_weight(w: torch.Tensor, rows: int, cols: int, seed: int):  # exported
     return sample.float(), mat.numel() / sample.numel()
 
 
+def tensor_moments(t: torch.Tensor, chunk_numel: int = 1 << 20):  # exported
+    """[sum, sum |x|, sum x², numel] of the whole tensor: float64 (4,), on its device.
+
+    Each slice along dim 0 (about `chunk_numel` elements) is reduced by torch in
+    float32 (pairwise summation: relative error ~1e-7 of sum |x|, far below
+    sampling noise) and the slices are added in float64. Upcasting to float64
+    first made the probe 1.5x slower (fresh float64 buffers) and would double
+    peak memory; slicing bounds the |x| and x² temporaries. No host sync.
+    """
+    t = t.detach()
+    out = torch.zeros(4, dtype=torch.float64, device=t.device)
+    if t.numel() == 0:
+        return out
+    step = max(1, chunk_numel // max(1, t[0].numel()))
+    for part in t.split(step, dim=0):
+        if part.dtype not in (torch.float32, torch.float64):
+            part = part.float()  # fp16 / bf16 sums would overflow or round
+        out[:3] += torch.stack([part.sum(), part.abs().sum(), (part * part).sum()]).double()
+    out[3] = float(t.numel())
+    return out
+
+
 def probed_layers(net: torch.nn.Module):  # exported
     """(name, module) of every Conv2d and Linear layer, in registration order."""
     return [(n, m) for n, m in net.named_modules()
@@ -138,24 +169,32 @@ def probed_layers(net: torch.nn.Module):  # exported
 
 
 def run_pass(net, inputs, targets, loss_fn, cfg_act: int, cfg_rows: int,
-             cfg_cols: int, seed: int, suffix: str = ""):  # exported
+             cfg_cols: int, seed: int, suffix: str = "", moments: bool = False):  # exported
     """Forward+backward once; return {layer name: {stat: (sample, scale)}}.
 
+    With `moments`, each layer's dict also holds ``"moments": {stat: (4,) float64
+    tensor}`` (see tensor_moments), taken from the full tensor before sampling.
     Tensor hooks on layer outputs, not module backward hooks: the latter warn
     on the first layer and break on in-place ops that follow a layer.
     """
     layers = probed_layers(net)
     records = {name: {} for name, _ in layers}
+    exact = {name: {} for name, _ in layers}
     handles = []
+
+    def keep(name, stat, t, sampled):
+        records[name][stat] = sampled
+        if moments:
+            exact[name][stat] = tensor_moments(t)
 
     def make_hook(name):
         def hook(module, args, out):
             a = args[0]
-            records[name]["A" + suffix] = sample_activation(a, cfg_act, seed, "input")
-            records[name]["Z" + suffix] = sample_activation(out, cfg_act, seed, "output")
+            keep(name, "A" + suffix, a, sample_activation(a, cfg_act, seed, "input"))
+            keep(name, "Z" + suffix, out, sample_activation(out, cfg_act, seed, "output"))
             if out.requires_grad:
                 def grad_hook(g):
-                    records[name]["dZ" + suffix] = sample_activation(g, cfg_act, seed, "output")
+                    keep(name, "dZ" + suffix, g, sample_activation(g, cfg_act, seed, "output"))
                 out.register_hook(grad_hook)
         return hook
 
@@ -178,12 +217,17 @@ def run_pass(net, inputs, targets, loss_fn, cfg_act: int, cfg_rows: int,
         if "dZ" + suffix not in rec:
             z, scale = rec["Z" + suffix]
             rec["dZ" + suffix] = (torch.zeros_like(z), scale)
+            if moments:  # all zeros, as many as Z has
+                mz = exact[name]["Z" + suffix]
+                exact[name]["dZ" + suffix] = torch.cat([torch.zeros_like(mz[:3]), mz[3:]])
         if suffix == "":
-            rec["W"] = sample_weight(module.weight, cfg_rows, cfg_cols, seed)
+            keep(name, "W", module.weight, sample_weight(module.weight, cfg_rows, cfg_cols, seed))
         grad = module.weight.grad
         if grad is None:  # no path to the loss: the gradient is truly zero
             grad = torch.zeros_like(module.weight)
-        rec["dW" + suffix] = sample_weight(grad, cfg_rows, cfg_cols, seed)
+        keep(name, "dW" + suffix, grad, sample_weight(grad, cfg_rows, cfg_cols, seed))
+        if moments:
+            rec["moments"] = exact[name]
     net.zero_grad(set_to_none=True)
     return records
 
@@ -204,23 +248,29 @@ def layer_meta(module) -> dict:  # exported
 
 
 def collect_stats(net, inputs, targets, loss_fn, act_features: int, weight_rows: int,
-                  weight_cols: int, seed: int, noise_pass: bool = False, noise_inputs=None):  # exported
+                  weight_cols: int, seed: int, noise_pass: bool = False, noise_inputs=None,
+                  moments: bool = False):  # exported
     """All probe passes of one network: [(layer name, module, {stat: (sample, scale)})].
 
+    With `moments` each stats dict also holds ``"moments": {stat: (4,) tensor}``.
     BN runs in batch-statistics (train) mode, as the zero-cost literature scores.
     """
     was_training = net.training
     net.train()
     try:
-        records = run_pass(net, inputs, targets, loss_fn, act_features, weight_rows, weight_cols, seed)
+        records = run_pass(net, inputs, targets, loss_fn, act_features, weight_rows, weight_cols, seed,
+                           moments=moments)
         if noise_pass:
             if noise_inputs is None:
                 gen = torch.Generator().manual_seed(seed + 1)
                 noise_inputs = torch.randn(inputs.shape, generator=gen).to(inputs)
             extra = run_pass(net, noise_inputs, targets, loss_fn, act_features, weight_rows,
-                             weight_cols, seed, suffix="_n")
+                             weight_cols, seed, suffix="_n", moments=moments)
             for name, rec in extra.items():
+                extra_moments = rec.pop("moments", {})
                 records[name].update(rec)
+                if extra_moments:  # merge, not replace, the clean pass's moments
+                    records[name].setdefault("moments", {}).update(extra_moments)
     finally:
         net.train(was_training)
     modules = dict(probed_layers(net))
@@ -230,17 +280,20 @@ def collect_stats(net, inputs, targets, loss_fn, act_features: int, weight_rows:
 def probe(net, inputs, targets, cfg: ProbeConfig, loss_fn=None, noise_inputs=None):
     """Run the probe pass(es); return a list of per-layer records.
 
-    Each record: {"name", "meta": {...}, "stats": {stat: (Tensor[r, c], scale)}}
-    with ``meta["out_numel"]`` (per-sample output size, for FLOPs-like terms).
+    Each record: {"name", "meta": {...}, "stats": {stat: (Tensor[r, c], scale)},
+    "moments": {stat: (4,) float64 tensor}} (``moments`` empty unless
+    ``cfg.moments``), with ``meta["out_numel"]`` (per-sample output size, for
+    FLOPs-like terms).
     """
     layers = collect_stats(net, inputs, targets, loss_fn or F.cross_entropy, cfg.act_features,
                            cfg.weight_rows, cfg.weight_cols, cfg.sample_seed, cfg.noise_pass,
-                           noise_inputs)
+                           noise_inputs, moments=cfg.moments)
     out = []
     for name, module, stats in layers:
+        moments = stats.pop("moments", {})  # keep "stats" a pure {stat: (sample, scale)}
         meta = layer_meta(module)
         meta["out_numel"] = int(stats["Z"][0].shape[1] * stats["Z"][1])
-        out.append({"name": name, "meta": meta, "stats": stats})
+        out.append({"name": name, "meta": meta, "stats": stats, "moments": moments})
     return out
 
 

@@ -6,10 +6,14 @@ stacked into one bucket tensor ``(n, r, c)``; NB201 has a dozen shapes, so a
 formula costs a few dozen large tensor ops instead of tens of thousands of
 small ones. Statistics of one family share the bucket layout, so element-wise
 ops between e.g. ``W`` and ``dW`` pair bucket by bucket.
+
+``moments`` holds, per statistic, the exact full-tensor moments of every layer
+(``[sum, sum |x|, sum x², numel]``, float64, layer order) where the cache has
+them; formulas use them for reductions applied directly to a statistic.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
@@ -36,6 +40,8 @@ class StatSet:
     buckets: dict  # family -> list[Bucket]
     stats: dict  # stat name -> list[Tensor (n, r, c)], aligned with its family's buckets
     device: str = "cpu"
+    # stat name -> (L, 4) float64 exact moments; no entry when not cached for every layer
+    moments: dict = field(default_factory=dict)
 
     @property
     def n_archs(self) -> int:
@@ -53,7 +59,8 @@ class StatSet:
 
 
 def cache_layers(cache, arch):
-    """One cached arch as [(meta, {stat: (array, scale)})] (arrays are views of the file)."""
+    """One cached arch as [(meta, {stat: (array, scale)}, {stat: moments})]
+    (arrays are views of the file; moments are 4 floats, {} in old caches)."""
     table, flat = cache.record(arch)
     out = []
     for layer in table["layers"]:
@@ -61,13 +68,14 @@ def cache_layers(cache, arch):
         for stat, info in layer["stats"].items():
             n = int(np.prod(info["shape"]))
             stats[stat] = (flat[info["offset"]: info["offset"] + n].reshape(info["shape"]), info["scale"])
-        out.append((layer["meta"], stats))
+        out.append((layer["meta"], stats, layer.get("moments", {})))
     return out
 
 
 def probe_layers(records):
-    """gpproxy.probe.probe() output as [(meta, {stat: (array, scale)})]."""
-    return [(r["meta"], {k: (t.detach().cpu().numpy(), sc) for k, (t, sc) in r["stats"].items()})
+    """gpproxy.probe.probe() output in the form of cache_layers."""
+    return [(r["meta"], {k: (t.detach().cpu().numpy(), sc) for k, (t, sc) in r["stats"].items()},
+             {k: m.tolist() for k, m in r.get("moments", {}).items()})
             for r in records]
 
 
@@ -87,14 +95,19 @@ def stack_layers(archs, per_arch_layers, stats=None, device="cpu", dtype=torch.f
     wanted = None if stats is None else set(stats)
     per_family: dict = {}  # family -> {shape: {"ids": [], "scale": [], stat: [arrays]}}
     arch_of_layer, meta_cols = [], {m: [] for m in LAYER_META}
+    moment_rows: dict = {}  # stat -> [4 floats per layer]
     counts = []
     lid = 0
     for ai, layers in enumerate(per_arch_layers):
         counts.append(len(layers))
-        for meta, layer_stats in layers:
+        for meta, layer_stats, *extra in layers:
+            layer_moments = extra[0] if extra else {}  # (meta, stats) pairs: no moments
             arch_of_layer.append(ai)
             for m in LAYER_META:
                 meta_cols[m].append(float(meta.get(m, 0)))
+            for stat, row in layer_moments.items():
+                if wanted is None or stat in wanted:
+                    moment_rows.setdefault(stat, []).append(row)
             seen_family = set()
             for stat, (arr, scale) in layer_stats.items():
                 if wanted is not None and stat not in wanted:
@@ -136,6 +149,10 @@ def stack_layers(archs, per_arch_layers, stats=None, device="cpu", dtype=torch.f
         buckets=buckets,
         stats=stat_tensors,
         device=str(device),
+        # A stat with moments for only some layers (mixed sources) gets none:
+        # formulas then fall back to its sample for every layer alike.
+        moments={stat: torch.tensor(rows, dtype=torch.float64, device=device)
+                 for stat, rows in moment_rows.items() if len(rows) == lid},
     )
 
 

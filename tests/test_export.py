@@ -19,6 +19,10 @@ FORMULAS = [
     "mean_layers(hamming(A))",
     "max_layers(div(std(normalize(dZ)), add(fan_in, 1.0)))",
     "add(sum_layers(frob(sqrt(Z))), mul(2.0, mean_layers(logdet(dW))))",
+    # exact full-tensor moments (a reduction of a statistic itself)
+    "sum_layers(frob(W))",
+    "mean_layers(mean(dZ))",
+    "add(sum_layers(l1(A)), sum_layers(sum(abs(Z))))",
 ]
 
 
@@ -61,6 +65,19 @@ def test_export_equals_engine(formula, exact_cache, tmp_path):
         assert isinstance(per_layer, list) and all(torch.is_tensor(t) for t in per_layer)
         if formula.startswith("sum_layers"):
             assert float(sum(per_layer)) == pytest.approx(got, rel=1e-4, abs=1e-5)
+
+
+def test_export_takes_the_exact_path_only_with_moments(tmp_path):
+    src = export_formula("sum_layers(frob(W))", tmp_path / "a.py").read_text()
+    assert "p_frob_exact(S['moments']['W'])" in src
+    src = export_formula("sum_layers(frob(abs(W)))", tmp_path / "b.py").read_text()
+    assert "_exact" not in src.split("def formula(S)")[1]
+    old = ProbeConfig(moments=False)  # e.g. a cache from before moments
+    out = export_formula("sum_layers(frob(W))", tmp_path / "c.py", probe_cfg=old)
+    assert "_exact" not in out.read_text().split("def formula(S)")[1]
+    S = _import(out).statistics(get_space("nb201").build(get_space("nb201").all_archs()[3], 10),
+                                torch.randn(2, 3, 32, 32), torch.tensor([0, 1]))
+    assert S["moments"] == {}
 
 
 def test_register_with_a_measure_decorator(tmp_path):
