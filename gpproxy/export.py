@@ -27,7 +27,8 @@ from .pack import FAMILY_OF_TYPE, MATRIX, Layer, Net, load_pack
 from .probe import ProbeConfig
 
 EXPORTED_PROBE_FUNCS = (probe.stable_seed, probe.sample_positions, probe.sample_activation,
-                        probe.sample_weight, probe.tensor_moments, probe.probed_layers,
+                        probe.sample_weight, probe.tensor_moments, probe.pair_moments,
+                        probe.probed_layers,
                         probe.run_pass, probe.layer_meta, probe.collect_stats)
 
 
@@ -97,7 +98,12 @@ def formula_code(tree, pack, moments: bool = True) -> tuple[str, bool]:
             expr = f"{fn}({', '.join(args)})"
         elif prim.kind == "reduce" and moments and exact_stat(tree, i, pack) is not None:
             # .float(): the engine stores the float64 result as float32 too
-            expr = f"{_exact_name(prim.name)}(S['moments'][{exact_stat(tree, i, pack)!r}]).float()"
+            key = exact_stat(tree, i, pack)
+            expr = f"{_exact_name(prim.name)}(S['moments'][{key!r}]).float()"
+            if "*" in key:  # product moments: a layer may lack them (as FormulaEval, use the sample)
+                fam = FAMILY_OF_TYPE[node.args[0]]
+                sampled = f"torch.cat([{fn}(x, s) for x, s in zip({args[0]}, S['scale'][{fam!r}])])"
+                expr = f"{expr} if {key!r} in S['moments'] else {sampled}"
         elif prim.kind == "reduce":
             fam = FAMILY_OF_TYPE[node.args[0]]
             expr = f"torch.cat([{fn}(x, s) for x, s in zip({args[0]}, S['scale'][{fam!r}])])"
@@ -145,6 +151,7 @@ NAME = {name!r}
 FORMULA = {formula!r}
 PROBE = {probe_dict!r}
 FAMILY = {family!r}
+PAIRS = {pairs!r}
 
 # ---------------------------------------------------------------- statistics
 # (copied verbatim from gpproxy.probe)
@@ -171,13 +178,16 @@ def statistics(net, inputs, targets, loss_fn=None):
             if family not in seen:
                 scale[family].append(torch.tensor([sc], device=device))
                 seen.add(family)
+        for key in PAIRS:  # product moments ("W*dW", ...)
+            if key in rec.get("moments", {{}}):
+                moments.setdefault(key, []).append(rec["moments"][key])
         m = layer_meta(module)
         m["out_numel"] = int(rec["Z"][0].shape[1] * rec["Z"][1])
         for k in meta:
             meta[k].append(float(m[k]))
     n = len(layers)
     return {{"stats": stats, "scale": scale, "L": n,
-            "moments": {{s: torch.stack(m) for s, m in moments.items() if m}},
+            "moments": {{s: torch.stack(m) for s, m in moments.items() if m and len(m) == n}},
             "meta": {{k: torch.tensor(v, device=device) for k, v in meta.items()}},
             "seg": torch.zeros(n, dtype=torch.long, device=device),
             "counts": torch.tensor([float(n)], device=device)}}
@@ -243,6 +253,7 @@ def export_formula(formula: str, output, pack_name: str = "default", probe_cfg: 
         version=__version__, pack=pack.name, formula=str(tree), math=to_math(tree, pack),
         latex=to_math(tree, pack, latex=True), provenance=provenance, probe=json.dumps(probe_cfg.to_dict()),
         module=module, name=name or module, probe_dict=probe_cfg.to_dict(), family=family,
+        pairs=probe_cfg.pair_names(),
         probe_src="\n\n".join(_source(f) for f in EXPORTED_PROBE_FUNCS),
         prim_src=prim_src, formula_src=code, sum_layers=bool(sum_layers and per_layer))
     compile(text, str(output), "exec")  # a generated module that does not compile is our bug

@@ -15,8 +15,12 @@ from deap import gp
 
 from .errors import FormulaError
 from .pack import FAMILY_OF_TYPE, MATRIX, TYPE_NAMES, Layer, Net, Pack
+from .probe import pair_key
 
 MAX_FORMULA_CHARS = 4000
+# Binary primitives that are the element-wise product: a reduction of
+# mul(X, Y) may use the exact moments of X*Y (see exact_stat).
+PRODUCT_PRIMS = ("mul",)
 _MEMO_BYTES = "__matrix_memo_bytes__"  # not a formula: cannot collide with a subtree key
 MAX_NESTING = 40
 
@@ -131,6 +135,8 @@ def exact_stat(tree, i, pack: Pack):
     That is when node `i` is a reduction with an ``exact`` function whose
     argument is a statistic terminal itself (``frob(W)``, not ``frob(abs(W))``): its
     full-tensor value then follows from the cached moments of that statistic.
+    It is also when the argument is ``mul(X, Y)`` of two terminals whose product
+    has moments (``probe.PAIRS``, either order): then it returns their key "X*Y".
     """
     node = tree[i]
     if not isinstance(node, gp.Primitive):
@@ -141,6 +147,10 @@ def exact_stat(tree, i, pack: Pack):
     child = tree[i + 1]
     if isinstance(child, gp.Terminal) and isinstance(child.value, str):
         return child.value
+    if isinstance(child, gp.Primitive) and child.name in PRODUCT_PRIMS:
+        x, y = tree[i + 2: i + 4]
+        if all(isinstance(t, gp.Terminal) and isinstance(t.value, str) for t in (x, y)):
+            return pair_key(x.value, y.value)
     return None
 
 

@@ -33,6 +33,11 @@ also records moments of the FULL tensor: ``[sum, sum |x|, sum x², numel]``
 (float64; see ``tensor_moments``). Reductions that have a closed form in them (``sum``, ``l1``,
 ``frob``, ``mean`` applied directly to a statistic) use these instead of the
 sample; everything else still sees the sample.
+
+Products of two statistics that share positions (``PAIRS``: W·dW, Z·dZ and,
+with the noise pass, Z_n·dZ_n, W·dW_n) get the same moments of their FULL
+element-wise product x*y under the key ``"X*Y"`` (see ``pair_moments``), so a
+reduction of ``mul(X, Y)`` (snip, plain) is exact too.
 """
 from __future__ import annotations
 
@@ -46,6 +51,16 @@ WEIGHT_STATS = ("W", "dW")
 INPUT_STATS = ("A",)
 OUTPUT_STATS = ("Z", "dZ")
 NOISE_SUFFIX = "_n"
+# (x, y) statistics whose element-wise product gets exact moments, key "x*y".
+PAIRS = (("W", "dW"), ("Z", "dZ"), ("Z_n", "dZ_n"), ("W", "dW_n"))
+
+
+def pair_key(x: str, y: str):
+    """Moments key of the product of statistics x and y (either order), else None."""
+    for a, b in PAIRS:
+        if {x, y} == {a, b} and x != y:
+            return f"{a}*{b}"
+    return None
 
 
 @dataclass(frozen=True)
@@ -66,6 +81,13 @@ class ProbeConfig:
         if not self.noise_pass:
             return base
         return base + tuple(s + NOISE_SUFFIX for s in ("A", "Z", "dZ", "dW"))
+
+    def pair_names(self) -> tuple[str, ...]:
+        """Keys of the product moments recorded with ``moments`` (see PAIRS)."""
+        if not self.moments:
+            return ()
+        names = set(self.stat_names())
+        return tuple(f"{a}*{b}" for a, b in PAIRS if a in names and b in names)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -162,6 +184,26 @@ def tensor_moments(t: torch.Tensor, chunk_numel: int = 1 << 20):  # exported
     return out
 
 
+def pair_moments(x: torch.Tensor, y: torch.Tensor, chunk_numel: int = 1 << 20):  # exported
+    """tensor_moments of the element-wise product x*y (same shape): [sum xy,
+    sum |xy|, sum (xy)², numel], float64 (4,). Sliced along dim 0 like
+    tensor_moments, so the product is never materialised whole."""
+    x, y = x.detach(), y.detach()
+    out = torch.zeros(4, dtype=torch.float64, device=x.device)
+    if x.numel() == 0:
+        return out
+    step = max(1, chunk_numel // max(1, x[0].numel()))
+    for a, b in zip(x.split(step, dim=0), y.split(step, dim=0)):
+        if a.dtype not in (torch.float32, torch.float64):
+            a = a.float()
+        if b.dtype not in (torch.float32, torch.float64):
+            b = b.float()
+        p = a * b
+        out[:3] += torch.stack([p.sum(), p.abs().sum(), (p * p).sum()]).double()
+    out[3] = float(x.numel())
+    return out
+
+
 def probed_layers(net: torch.nn.Module):  # exported
     """(name, module) of every Conv2d and Linear layer, in registration order."""
     return [(n, m) for n, m in net.named_modules()
@@ -173,7 +215,11 @@ def run_pass(net, inputs, targets, loss_fn, cfg_act: int, cfg_rows: int,
     """Forward+backward once; return {layer name: {stat: (sample, scale)}}.
 
     With `moments`, each layer's dict also holds ``"moments": {stat: (4,) float64
-    tensor}`` (see tensor_moments), taken from the full tensor before sampling.
+    tensor}`` (see tensor_moments), taken from the full tensor before sampling,
+    and the same for the products W*dW and Z*dZ (suffixed: "W*dW_n",
+    "Z_n*dZ_n"; see pair_moments). Z*dZ needs the full Z until its gradient
+    arrives (a reference, no copy); if Z was modified in place meanwhile, the
+    layer gets no Z*dZ and formulas fall back to the sample for that key.
     Tensor hooks on layer outputs, not module backward hooks: the latter warn
     on the first layer and break on in-place ops that follow a layer.
     """
@@ -193,8 +239,13 @@ def run_pass(net, inputs, targets, loss_fn, cfg_act: int, cfg_rows: int,
             keep(name, "A" + suffix, a, sample_activation(a, cfg_act, seed, "input"))
             keep(name, "Z" + suffix, out, sample_activation(out, cfg_act, seed, "output"))
             if out.requires_grad:
+                z = out.detach() if moments else None
+                z_version = out._version
+
                 def grad_hook(g):
                     keep(name, "dZ" + suffix, g, sample_activation(g, cfg_act, seed, "output"))
+                    if moments and z._version == z_version and z.shape == g.shape:
+                        exact[name][f"Z{suffix}*dZ{suffix}"] = pair_moments(z, g)
                 out.register_hook(grad_hook)
         return hook
 
@@ -220,6 +271,7 @@ def run_pass(net, inputs, targets, loss_fn, cfg_act: int, cfg_rows: int,
             if moments:  # all zeros, as many as Z has
                 mz = exact[name]["Z" + suffix]
                 exact[name]["dZ" + suffix] = torch.cat([torch.zeros_like(mz[:3]), mz[3:]])
+                exact[name][f"Z{suffix}*dZ{suffix}"] = exact[name]["dZ" + suffix].clone()
         if suffix == "":
             keep(name, "W", module.weight, sample_weight(module.weight, cfg_rows, cfg_cols, seed))
         grad = module.weight.grad
@@ -227,6 +279,7 @@ def run_pass(net, inputs, targets, loss_fn, cfg_act: int, cfg_rows: int,
             grad = torch.zeros_like(module.weight)
         keep(name, "dW" + suffix, grad, sample_weight(grad, cfg_rows, cfg_cols, seed))
         if moments:
+            exact[name]["W*dW" + suffix] = pair_moments(module.weight, grad)
             rec["moments"] = exact[name]
     net.zero_grad(set_to_none=True)
     return records

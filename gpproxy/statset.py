@@ -9,7 +9,9 @@ ops between e.g. ``W`` and ``dW`` pair bucket by bucket.
 
 ``moments`` holds, per statistic, the exact full-tensor moments of every layer
 (``[sum, sum |x|, sum x², numel]``, float64, layer order) where the cache has
-them; formulas use them for reductions applied directly to a statistic.
+them; formulas use them for reductions applied directly to a statistic. Keys
+``"X*Y"`` hold the moments of the element-wise product of X and Y (see
+``probe.PAIRS``), for reductions of ``mul(X, Y)``.
 """
 from __future__ import annotations
 
@@ -106,7 +108,8 @@ def stack_layers(archs, per_arch_layers, stats=None, device="cpu", dtype=torch.f
             for m in LAYER_META:
                 meta_cols[m].append(float(meta.get(m, 0)))
             for stat, row in layer_moments.items():
-                if wanted is None or stat in wanted:
+                # "X*Y" (product moments) is wanted when both X and Y are
+                if wanted is None or all(part in wanted for part in stat.split("*")):
                     moment_rows.setdefault(stat, []).append(row)
             seen_family = set()
             for stat, (arr, scale) in layer_stats.items():

@@ -23,6 +23,9 @@ FORMULAS = [
     "sum_layers(frob(W))",
     "mean_layers(mean(dZ))",
     "add(sum_layers(l1(A)), sum_layers(sum(abs(Z))))",
+    # exact moments of a product of two statistics sharing positions
+    "sum_layers(sum(mul(W, dW)))",
+    "sum_layers(l1(mul(dZ, Z)))",
 ]
 
 

@@ -44,7 +44,9 @@ def test_moments_equal_full_tensor_sums():
     x, y, _ = load_input(SPEC)
     cfg = ProbeConfig(act_features=16, weight_rows=8, weight_cols=16, noise_pass=True)
     layer = next(r for r in probe(net, x, y, cfg) if r["name"] == name)
-    assert set(layer["moments"]) == set(cfg.stat_names())  # the noise pass merges, not replaces
+    # the noise pass merges, not replaces; plus the products W*dW, Z*dZ, Z_n*dZ_n, W*dW_n
+    assert set(layer["moments"]) == set(cfg.stat_names()) | set(cfg.pair_names())
+    assert len(cfg.pair_names()) == 4
     assert set(layer["stats"]) == set(cfg.stat_names())  # "stats" stays {stat: (sample, scale)}
     for stat, tensors in full.items():
         for suffix, t in zip(("", "_n"), tensors):
@@ -54,6 +56,13 @@ def test_moments_equal_full_tensor_sums():
             assert torch.allclose(got[1:], want[1:], rtol=1e-6, atol=0), stat + suffix
             assert abs(got[0] - want[0]) <= 1e-6 * want[1], stat + suffix
     assert len(full["dZ"]) == 2 and len(full["A"]) == 2
+    products = {"W*dW": full["W"][0] * full["dW"][0], "W*dW_n": full["W"][0] * full["dW"][1],
+                "Z*dZ": full["Z"][0] * full["dZ"][0], "Z_n*dZ_n": full["Z"][1] * full["dZ"][1]}
+    for key, t in products.items():
+        got, want = layer["moments"][key], _expected(t.double())
+        assert got.dtype == torch.float64 and got.shape == (4,)
+        assert torch.allclose(got[1:], want[1:], rtol=1e-5, atol=0), key
+        assert abs(got[0] - want[0]) <= 1e-5 * want[1], key
     assert layer["moments"]["Z"][3] > layer["stats"]["Z"][0].numel()  # full, not the sample
 
 
@@ -84,7 +93,7 @@ def _score(formula, S):
 def test_l2_norm_from_cache_is_exact(cache):
     """sum_layers(frob(W)) from an fp16, 8x16-sampled cache equals the true l2 norm."""
     S = load_statset(cache)
-    assert set(S.moments) == set(SPEC.probe.stat_names())
+    assert set(S.moments) == set(SPEC.probe.stat_names()) | {"W*dW", "Z*dZ"}
     assert S.moments["W"].shape == (S.n_layers, 4)
     got = _score("sum_layers(frob(W))", S)
     want = torch.tensor([_true_l2_norm(a) for a in ARCHS], dtype=torch.float32)
@@ -93,6 +102,52 @@ def test_l2_norm_from_cache_is_exact(cache):
     # an estimate, visibly off at this sampling.
     sampled = _score("sum_layers(frob(abs(W)))", S)
     assert not torch.allclose(sampled, want, rtol=1e-3)
+
+
+def _true_snip_plain(arch):
+    """(sum |W * dW|, sum W * dW) over all conv/linear weights, from the full tensors.
+
+    Computed as the cache builder runs the net (channels_last, one thread):
+    NCHW gradients differ from those by ~3e-5 relative, which is not the point here.
+    """
+    torch.manual_seed(SPEC.seed)
+    net = get_space("nb201").build(arch, 10).to(memory_format=torch.channels_last)
+    net.train()
+    x, y, _ = load_input(SPEC)
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        logits = net(x.contiguous(memory_format=torch.channels_last))
+        if isinstance(logits, (tuple, list)):
+            logits = logits[-1]
+        torch.nn.functional.cross_entropy(logits, y).backward()
+    finally:
+        torch.set_num_threads(before)
+    prods = [(m.weight.detach().double() * m.weight.grad.double()) for _, m in probed_layers(net)]
+    return sum(float(p.abs().sum()) for p in prods), sum(float(p.sum()) for p in prods)
+
+
+def test_snip_and_plain_from_cache_are_exact(cache):
+    """snip and plain from an fp16, 8x16-sampled cache equal their full-tensor values."""
+    S = load_statset(cache)
+    assert S.moments["W*dW"].shape == (S.n_layers, 4)
+    true = [_true_snip_plain(a) for a in ARCHS]
+    snip = _score("sum_layers(l1(mul(W, dW)))", S)
+    assert torch.allclose(snip, torch.tensor([t[0] for t in true]), rtol=1e-5, atol=0), (snip, true)
+    for order in ("mul(W, dW)", "mul(dW, W)"):
+        plain = _score(f"sum_layers(sum({order}))", S)
+        for got, (l1, want) in zip(plain.tolist(), true):
+            assert abs(got - want) <= 1e-5 * l1, (order, got, want)
+    # Only W and dW loaded: the product moments come along.
+    assert "W*dW" in load_statset(cache, stats=["W", "dW"]).moments
+    assert "W*dW" not in load_statset(cache, stats=["W"]).moments
+    # A reduction of a product of statistics that are not a pair takes the sample.
+    S_none = load_statset(cache)
+    S_none.moments = {}
+    assert torch.equal(_score("sum_layers(l1(mul(W, W)))", S),
+                       _score("sum_layers(l1(mul(W, W)))", S_none))
+    sampled = _score("sum_layers(l1(mul(W, dW)))", S_none)
+    assert not torch.allclose(sampled, snip, rtol=1e-3)
 
 
 def _make_old_style(root):
