@@ -80,6 +80,12 @@ def main() -> int:
                                                              s["heldout_baselines"] else "params"][task]["kendall"],
                          "seconds": round(time.perf_counter() - t0, 1)})
             print(rows[-1], flush=True)
+            write(rows, args)  # after every run: a partial table survives a stopped session
+    write(rows, args)
+    return 0
+
+
+def write(rows, args):
     out = ROOT / "experiments" / "results"
     out.mkdir(parents=True, exist_ok=True)
     (out / "ablation.json").write_text(json.dumps(rows, indent=1) + "\n")
@@ -95,8 +101,6 @@ def main() -> int:
         md.append(f"| {name} | {t.mean():.3f} ± {t.std():.3f} | {rs[0]['params_tau']:.3f} | "
                   f"{np.mean([r['seconds'] for r in rs]):.0f} | " + "; ".join(f"`{r['formula']}`" for r in rs) + " |")
     (out / "ablation.md").write_text("\n".join(md) + "\n")
-    print("\n".join(md))
-    return 0
 
 
 if __name__ == "__main__":
