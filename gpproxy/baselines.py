@@ -218,7 +218,7 @@ def synflow(net, inputs, targets=None, loss_fn=None) -> float:
     total = 0.0
     for _, layer in probed_layers(lin):
         if layer.weight.grad is not None:
-            total += float((layer.weight * layer.weight.grad).abs().sum())
+            total += float((layer.weight.detach() * layer.weight.grad).abs().sum())
     if total == 0.0:
         return 0.0
     return math.log(total)
@@ -351,6 +351,17 @@ def epe_from_jacobian(jac: torch.Tensor, targets: torch.Tensor, n_classes: int) 
     if not values:
         return 0.0
     return float(sum(abs(a - b) for a in values for b in values) / len(values))
+
+
+def jacobian_scores(net, inputs, targets, names=("jacov", "epe_nas")) -> dict:
+    """jacov and/or epe_nas from one input-Jacobian pass (they use the same Jacobian)."""
+    jac, n_classes = _input_jacobian(net, inputs)
+    out = {}
+    if "jacov" in names:
+        out["jacov"] = jacov_from_jacobian(jac)
+    if "epe_nas" in names:
+        out["epe_nas"] = epe_from_jacobian(jac, targets, n_classes)
+    return out
 
 
 def nwot(net, inputs, targets=None, loss_fn=None) -> float:

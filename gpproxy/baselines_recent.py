@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import copy
 import math
+import warnings
 
 import torch
 from torch import nn
@@ -82,7 +83,10 @@ def meco(net, inputs, targets=None, loss_fn=None) -> float:
 
     handles = [m.register_forward_hook(hook) for m in net.modules()]
     try:
-        with _TrainMode(net), torch.no_grad():
+        # corrcoef of a (C, 1) map (logits, pooled features) warns and gives
+        # NaN, which becomes 0 as in the authors' code.
+        with _TrainMode(net), torch.no_grad(), warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)
             net(inputs)
     finally:
         for h in handles:

@@ -56,8 +56,20 @@ def cmd_cache(args) -> int:
                                        sample_seed=args.seed))
     from .engine import resolve_device
 
-    cache = build_cache(args.out, spec, archs, jobs=args.jobs, device=resolve_device(args.device),
-                        benchmark=args.benchmark, target=target, targets=lookup)
+    client = None
+    if args.dask:
+        try:
+            from distributed import Client
+        except ImportError:
+            raise GpproxyError("--dask needs dask.distributed: pip install 'gpproxy[dask]'") from None
+        client = Client(args.dask)
+    try:
+        cache = build_cache(args.out, spec, archs, jobs=args.jobs, device=resolve_device(args.device),
+                            benchmark=args.benchmark, target=target, targets=lookup,
+                            backend="dask" if client else "loky")
+    finally:
+        if client is not None:
+            client.close()
     print(json.dumps({"cache": str(cache.root), "archs": len(cache.archs()), "target": target,
                       "last_build": cache.manifest.get("last_build")}))
     return 0
@@ -161,6 +173,8 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--out", required=True)
     c.add_argument("--jobs", type=int, default=2, help="worker processes (1 torch thread each)")
     c.add_argument("--device", default="auto", help="auto | cpu | cuda")
+    c.add_argument("--dask", default="", metavar="ADDRESS",
+                   help="build on an existing dask scheduler (workers must see --out at the same path)")
     c.set_defaults(fn=cmd_cache)
 
     d = sub.add_parser("describe", help="layers, params and FLOPs of one arch")
@@ -195,6 +209,11 @@ def build_parser() -> argparse.ArgumentParser:
     x.add_argument("--pack", default="default")
     x.add_argument("-o", "--output", required=True)
     x.set_defaults(fn=cmd_export)
+
+    from . import scoring  # arguments and handlers of score/bench live with their logic
+
+    scoring.score_arguments(sub.add_parser("score", help="correlations of one proxy with a benchmark"))
+    scoring.bench_arguments(sub.add_parser("bench", help="table of every baseline on NB201's 3 datasets"))
     return p
 
 
