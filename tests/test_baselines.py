@@ -16,13 +16,7 @@ SEEDED = ("zen", "eznas_wgrad_noise")  # use random draws of their own, fixed by
 ARCH = "|nor_conv_3x3~0|+|skip_connect~0|nor_conv_1x1~1|+|avg_pool_3x3~0|none~1|nor_conv_3x3~2|"
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """2-core CI boxes run other work: two threads per op only thrash."""
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _nb201(classes=10):

@@ -21,12 +21,7 @@ FORMULA = "sum_layers(frob(mul(W, dW)))"
 PROT = Protocol(batch=4, seed=0)
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")

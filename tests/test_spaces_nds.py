@@ -40,14 +40,7 @@ DARTS_V2 = {  # DARTS (Liu et al., ICLR 2019) genotypes.py, DARTS_V2 = DARTS
 NDS_SPACES = [f"nds_{f}" for f in nds.FAMILIES] + [f"nds_{f}_in" for f in nds.FAMILIES]
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_torch_thread():
-    # These nets are tiny: with 2 OpenMP threads on a busy 2-core machine a forward
-    # pass took 4.6 s instead of 0.05 s (threads waiting on each other).
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def random_cell_config(family: str, rng: random.Random, width: int = 4, depth: int = 3) -> dict:

@@ -29,12 +29,7 @@ MACRO_JSON = FIXTURES / "zc_transbench101_macro_subset.json"
 HEADS = {"class_scene": 63, "class_object": 100}
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_torch_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)  # small nets on a shared 2-core machine: 2 threads only wait on each other
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 # --------------------------------------------------------------------- encodings
