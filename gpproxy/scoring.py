@@ -448,10 +448,11 @@ def _finite_column(bench, col) -> dict:
     return {a: float(v) for a, v in zip(bench.archs, acc) if np.isfinite(v)}
 
 
-def _archs_for(universe: list, archs_arg, seed: int):
+def _archs_for(universe: list, archs_arg):
     """``all``, an int N (trials drawn later) or an explicit list of archs."""
     if isinstance(archs_arg, (list, tuple)):
-        missing = [a for a in archs_arg if a not in set(universe)]
+        known = set(universe)
+        missing = [a for a in archs_arg if a not in known]
         if missing:
             raise GpproxyError(f"arch {missing[0]} has no ground truth in the benchmark")
         return list(archs_arg)
@@ -485,7 +486,7 @@ def run_score(proxy_text: str, benchmark, dataset: str = "cifar10", target=None,
 def _pool_and_trials(lookup: dict, archs, trials: int, seed: int):
     universe = list(lookup)
     if isinstance(archs, (list, tuple)):
-        pool = _archs_for(universe, list(archs), seed)
+        pool = _archs_for(universe, list(archs))
         return pool, [np.arange(len(pool))]
     return universe, trial_indices(len(universe), archs, trials, seed)
 

@@ -116,7 +116,6 @@ def test_bench_three_datasets(table3, tmp_path):
 
 
 def test_bench_falls_back_to_analog_nasbench(tmp_path):
-    pytest.importorskip("numpy")
     from gpproxy.benchmarks import analog_data_path
     from gpproxy.errors import DataError
 
