@@ -238,13 +238,16 @@ def validate_primitive(prim: PrimDef) -> None:
             except Exception as e:
                 raise GpproxyError(f"primitive {prim.name!r} ({TYPE_NAMES[typ]}) fails on {label} "
                                    f"input: {e.__class__.__name__}: {e}") from None
-            if not isinstance(out, torch.Tensor) or tuple(out.shape) != want:
-                got = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
-                raise GpproxyError(f"primitive {prim.name!r} ({TYPE_NAMES[typ]}) returns shape {got} "
-                                   f"on {label} input, expected {want}")
-            if not torch.isfinite(out).all():
-                raise GpproxyError(f"primitive {prim.name!r} ({TYPE_NAMES[typ]}) returns non-finite "
-                                   f"values on {label} input; guard it (e.g. log(|x|+eps))")
+            _check_output(out, want, f"primitive {prim.name!r} ({TYPE_NAMES[typ]})", f"{label} input")
+
+
+def _check_output(out, want: tuple, what: str, on: str) -> None:
+    """A validated function must return a finite tensor of shape `want`."""
+    if not isinstance(out, torch.Tensor) or tuple(out.shape) != want:
+        got = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
+        raise GpproxyError(f"{what} returns shape {got} on {on}, expected {want}")
+    if not torch.isfinite(out).all():
+        raise GpproxyError(f"{what} returns non-finite values on {on}; guard it (e.g. log(|x|+eps))")
 
 
 def _moment_inputs():
@@ -269,13 +272,7 @@ def validate_exact(prim: PrimDef) -> None:
         except Exception as e:
             raise GpproxyError(f"exact function of {prim.name!r} fails on {label} moments: "
                                f"{e.__class__.__name__}: {e}") from None
-        if not isinstance(out, torch.Tensor) or tuple(out.shape) != (m.shape[0],):
-            got = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
-            raise GpproxyError(f"exact function of {prim.name!r} returns shape {got} on {label} "
-                               f"moments, expected ({m.shape[0]},)")
-        if not torch.isfinite(out).all():
-            raise GpproxyError(f"exact function of {prim.name!r} returns non-finite values on "
-                               f"{label} moments; guard it")
+        _check_output(out, (m.shape[0],), f"exact function of {prim.name!r}", f"{label} moments")
 
 
 # ---------------------------------------------------------------- discovery
