@@ -57,6 +57,12 @@ def weight_layers(net: nn.Module, input_shape: tuple[int, ...]) -> list[dict]:
 
     handles = [m.register_forward_hook(functools.partial(hook, name=n))
                for n, m in net.named_modules() if isinstance(m, (nn.Conv2d, nn.Linear))]
+    _hooked_eval_forward(net, input_shape, handles)
+    return records
+
+
+def _hooked_eval_forward(net: nn.Module, input_shape, handles) -> None:
+    """One no-grad eval-mode forward on zeros; then restore the mode and drop the hooks."""
     was_training = net.training
     try:
         net.eval()
@@ -66,7 +72,6 @@ def weight_layers(net: nn.Module, input_shape: tuple[int, ...]) -> list[dict]:
         net.train(was_training)
         for h in handles:
             h.remove()
-    return records
 
 
 def naslib_flops(net: nn.Module, input_shape: tuple[int, ...], bn_after_pools: bool = False) -> int:
@@ -110,15 +115,7 @@ def naslib_flops(net: nn.Module, input_shape: tuple[int, ...], bn_after_pools: b
         return None
 
     handles = [m.register_forward_hook(hook) for m in net.modules() if next(m.children(), None) is None]
-    was_training = net.training
-    try:
-        net.eval()
-        with torch.no_grad():
-            net(torch.zeros(*input_shape))
-    finally:
-        net.train(was_training)
-        for h in handles:
-            h.remove()
+    _hooked_eval_forward(net, input_shape, handles)
     return total[0] // int(input_shape[0])
 
 
