@@ -159,7 +159,11 @@ def main() -> int:
     torch.set_num_threads(os.cpu_count() or 1)
 
     # (a) batched vs naive, and (e) bandwidth
-    chunks = load_chunks(cache, archs, stats=list(pack.stats), device=device, chunk_archs=200)
+    from gpproxy.statset import resolve_chunk_archs
+
+    chunk = resolve_chunk_archs("auto", cache, archs, list(pack.stats), device)
+    res["chunk_archs_auto"] = chunk
+    chunks = load_chunks(cache, archs, stats=list(pack.stats), device=device, chunk_archs=chunk)
     for tree in trees[:3]:  # warm-up
         [run(tree, S) for S in chunks]
     t0 = time.perf_counter()

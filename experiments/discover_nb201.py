@@ -138,7 +138,7 @@ def main() -> int:
         archs_v = [heldout[i] for i in arch_rows[name]]
         log(f"held-out cache {name}: {len(archs_v)} archs -> {path}")
         cache = build_cache(path, spec, archs_v, jobs=args.jobs)
-        sc = score_on_cache(cache, archs_v, list(formulas.values()), pack, chunk_archs=500)
+        sc = score_on_cache(cache, archs_v, list(formulas.values()), pack)
         scores[name] = {label: sc[f] for label, f in formulas.items()}
         scores[name]["#params (exact)"] = params[arch_rows[name]]
         scores[name]["FLOPs (exact)"] = flops[arch_rows[name]]

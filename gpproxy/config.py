@@ -61,7 +61,7 @@ class SearchConfig:
     backend: str = "serial"  # serial | local | dask
     jobs: int = 2  # local processes, or dask workers of the LocalCluster started when no address is given
     dask_address: str = ""  # an existing dask scheduler, e.g. "tcp://10.0.0.5:8786"
-    chunk_archs: int = 200
+    chunk_archs: int | str = "auto"  # archs per evaluation chunk; "auto" sizes chunks for the device
 
 
 @dataclass
@@ -91,6 +91,9 @@ class RunConfig:
             raise GpproxyError(f"fitness.combine must be mean or min, not {self.fitness.combine!r}")
         if self.search.backend not in ("serial", "local", "dask"):
             raise GpproxyError(f"search.backend must be serial, local or dask, not {self.search.backend!r}")
+        ca = self.search.chunk_archs
+        if ca != "auto" and not (isinstance(ca, int) and not isinstance(ca, bool) and ca > 0):
+            raise GpproxyError(f"search.chunk_archs must be a positive number or \"auto\", not {ca!r}")
         if self.search.population < 4 or self.search.population % 4:
             raise GpproxyError(f"search.population must be a multiple of 4 (NSGA-II tournament), "
                                f"got {self.search.population}")

@@ -42,7 +42,7 @@ class EvalSpec:
     correlation: str = "kendall"
     combine: str = "mean"
     device: str = "cpu"
-    chunk_archs: int = 200
+    chunk_archs: int | str = "auto"
 
 
 class EvalContext:
@@ -96,14 +96,14 @@ class EvalContext:
         return [self.evaluate(f, memos) for f in formulas]
 
 
-def score_on_cache(cache, archs, formulas, pack, device="cpu", chunk_archs=200, chunks=None) -> dict:
+def score_on_cache(cache, archs, formulas, pack, device="cpu", chunk_archs="auto", chunks=None) -> dict:
     """{formula: np.ndarray of scores for `archs`}, loading the cache chunk by chunk.
 
     Formulas are the inner loop, so each chunk of statistics is read once for
     all formulas and subtrees they share are computed once. Pass a list as
     `chunks` to keep the loaded chunks for the next call (small arch sets).
     """
-    from .statset import load_statset
+    from .statset import chunk_bounds, load_statset, resolve_chunk_archs
 
     run = FormulaEval(pack)
     trees = {f: parse_formula(f, pack) for f in formulas}
@@ -112,8 +112,9 @@ def score_on_cache(cache, archs, formulas, pack, device="cpu", chunk_archs=200, 
     if chunks:
         source = chunks
     else:
-        source = (load_statset(cache, archs[i:i + chunk_archs], stats=list(pack.stats), device=device)
-                  for i in range(0, len(archs), chunk_archs))
+        chunk = resolve_chunk_archs(chunk_archs, cache, archs, list(pack.stats), device)
+        source = (load_statset(cache, archs[a:b], stats=list(pack.stats), device=device)
+                  for a, b in chunk_bounds(len(archs), chunk))
     for S in source:
         if keep:
             chunks.append(S)
