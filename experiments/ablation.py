@@ -1,13 +1,24 @@
-"""Ablations of what makes discovery good, at quickstart scale (cheap enough to
-repeat over seeds on a laptop CPU).
+"""Ablations of what makes discovery good (issue: discovery quality).
 
-Base: experiments/quickstart.toml (analog-nasbench CIFAR-10, 300 search /
-300 held-out archs, batch 16, population 100, 20 generations). Each variant
-changes one thing; every variant runs over the same seeds; reported is the
-selected formula's held-out Kendall tau (mean ± std) and #params' tau on the
-same held-out archs. Writes experiments/results/ablation.{json,md}.
+Each variant changes one thing of a base run; every variant runs over the same
+seeds; reported is the selected formula's held-out Kendall τ / Spearman ρ
+(mean ± std over seeds) and #params' τ on the same held-out archs. Nothing is
+tuned on held-out archs: each run selects its formula by its own rule.
 
-    .venv/bin/python experiments/ablation.py [--seeds 0 1 2]
+Part "search" (vocabulary, seeding, fitness, budget): the discovery setting of
+experiments/discover_nb201.toml (NB201 CIFAR-10 cifar10valid_valid, 1,000
+search archs, noise batch 16, population 100 x 25 generations), held out on a
+fixed 2,000 of the other archs. Its cache holds every NB201 arch, so these
+variants cost search time only.
+
+Part "cache" (input, batch, noise pass, compression): every variant needs its
+own cache, so it runs at quickstart scale (analog-nasbench CIFAR-10, 300
+search / 300 held-out archs, population 100 x 20 generations).
+
+Writes experiments/results/ablation.{json,md} after every run (a stopped
+session keeps its rows; runs resume).
+
+    .venv/bin/python experiments/ablation.py [--part search cache] [--seeds 0 1 2]
 """
 from __future__ import annotations
 
@@ -26,81 +37,135 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 SHARED = ROOT.parent / "shared" / "data"
 NPZ = SHARED / "images" / "cifar10_jpeg_subset_2000.npz"
+PACKS = ROOT / "experiments" / "ablation_packs"
+HELDOUT = 2000
 
 
-def variants():
-    """name -> function(config) -> config (one change each)."""
-    def search(**kw):
-        return lambda c: (c.search.__dict__.update(kw), c)[1]
+def _search(**kw):
+    return lambda c: (c.search.__dict__.update(kw), c)[1]
 
-    def fitness(**kw):
-        return lambda c: (c.fitness.__dict__.update(kw), c)[1]
 
-    def task(**kw):
-        return lambda c: (setattr(c, "tasks", [replace(c.tasks[0], **kw)]), c)[1]
+def _fitness(**kw):
+    return lambda c: (c.fitness.__dict__.update(kw), c)[1]
 
+
+def _task(**kw):
+    return lambda c: (setattr(c, "tasks", [replace(c.tasks[0], **kw)]), c)[1]
+
+
+def _pack(name):
+    return _search(pack=str(PACKS / f"{name}.py"))
+
+
+def search_variants() -> dict:
+    return {
+        "base (default pack, Kendall, baseline seeds, pop 100 x 25 gen)": lambda c: c,
+        "no baseline seeds": _search(seed_baselines=False),
+        "Spearman fitness": _fitness(correlation="spearman"),
+        "top-weighted Kendall fitness (weightedtau)": _fitness(correlation="weighted_kendall"),
+        "EZNAS min over 5 subsets of 50%": _fitness(subsets=5, subset_fraction=0.5),
+        "population 48 x 10 gen": _search(population=48, generations=10),
+        "population 200 x 25 gen": _search(population=200),
+        "vocabulary: W, dW only": _pack("weights_grads"),
+        "vocabulary: no gradients (W, A, Z)": _pack("no_gradients"),
+        "vocabulary: activations only (A, Z, dZ)": _pack("activations_only"),
+        "ops: no kernel reductions (logdet, hamming)": _pack("no_kernels"),
+    }
+
+
+def cache_variants() -> dict:
     out = {
-        "base (noise input, Kendall, baseline seeds, pop 100 x 20 gen)": lambda c: c,
-        "no baseline seeds": search(seed_baselines=False),
-        "Spearman fitness": fitness(correlation="spearman"),
-        "EZNAS min over 5 subsets of 50%": fitness(subsets=5, subset_fraction=0.5),
-        "population 48 x 10 gen": search(population=48, generations=10),
-        "population 200 x 20 gen": search(population=200, generations=20),
-        "cache: act 16 / weights 8x16": task(act_features=16, weight_rows=8, weight_cols=16),
+        "base (noise batch 16, act 64 / weights 16x64 samples, fp16)": lambda c: c,
+        "noise batch 64": _task(batch=64),
+        "cache: act 16 / weights 8x16 samples": _task(act_features=16, weight_rows=8, weight_cols=16),
     }
     if NPZ.exists():
-        out["real CIFAR-10 batch (npz)"] = task(input=f"npz:{NPZ}")
+        out["real CIFAR-10 batch 16 (npz)"] = _task(input=f"npz:{NPZ}")
+        npz_noise = _task(input=f"npz:{NPZ}", noise_pass=True)
+        out["real CIFAR-10 batch + noise-input pass (EZNAS), pack with _n stats"] = \
+            lambda c: _pack("noise_pass")(npz_noise(c))
     return out
 
 
-def main() -> int:
+def base_config(part: str):
     from gpproxy.config import load_config
+
+    if part == "search":
+        cfg = load_config(ROOT / "experiments" / "discover_nb201.toml")
+        cfg.tasks = [replace(cfg.tasks[0], heldout_archs=HELDOUT)]
+    else:
+        cfg = load_config(ROOT / "experiments" / "quickstart.toml")
+        cfg.tasks = [replace(cfg.tasks[0], cache="")]  # one cache per probe setting
+    return cfg
+
+
+def main() -> int:
     from gpproxy.engine import Engine
     from gpproxy.tasks import cache_dir
 
     ap = argparse.ArgumentParser()
+    ap.add_argument("--part", nargs="+", default=["search", "cache"], choices=["search", "cache"])
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     args = ap.parse_args()
     os.chdir(ROOT)
-    rows = []
-    for name, change in variants().items():
-        for seed in args.seeds:
-            cfg = load_config(ROOT / "experiments" / "quickstart.toml")
-            cfg.seed = seed
-            cfg = change(cfg)
-            cfg.tasks = [replace(cfg.tasks[0], cache="")]  # one cache per probe setting
-            cfg.tasks = [replace(cfg.tasks[0], cache=str(cache_dir(cfg.tasks[0])))]
-            slug = "".join(ch if ch.isalnum() else "-" for ch in name)[:40]
-            t0 = time.perf_counter()
-            s = Engine(cfg, ROOT / "runs" / "ablation" / f"{slug}-s{seed}", log=lambda m: None).run()
-            task = cfg.tasks[0].name
-            rows.append({"variant": name, "seed": seed, "formula": s["selected"]["formula"],
-                         "heldout_tau": s["heldout"]["selected"][task]["kendall"],
-                         "params_tau": s["heldout_baselines"]["params_conv_linear" if "params_conv_linear" in
-                                                             s["heldout_baselines"] else "params"][task]["kendall"],
-                         "seconds": round(time.perf_counter() - t0, 1)})
-            print(rows[-1], flush=True)
-            write(rows, args)  # after every run: a partial table survives a stopped session
-    write(rows, args)
+    out = ROOT / "experiments" / "results" / "ablation.json"
+    rows = json.loads(out.read_text()) if out.exists() else []
+    done = {(r["part"], r["variant"], r["seed"]) for r in rows}
+    for part in args.part:
+        for name, change in (search_variants() if part == "search" else cache_variants()).items():
+            for seed in args.seeds:
+                if (part, name, seed) in done:
+                    continue
+                cfg = base_config(part)
+                cfg.seed = seed
+                cfg = change(cfg)
+                if not cfg.tasks[0].cache:
+                    cfg.tasks = [replace(cfg.tasks[0], cache=str(cache_dir(cfg.tasks[0])))]
+                slug = "".join(ch if ch.isalnum() else "-" for ch in name)[:40]
+                t0 = time.perf_counter()
+                s = Engine(cfg, ROOT / "runs" / "ablation" / f"{part}-{slug}-s{seed}", log=lambda m: None).run()
+                task = cfg.tasks[0].name
+                base = s["heldout_baselines"]
+                params = base.get("params_conv_linear") or base.get("params") or {}
+                sel = s["heldout"]["selected"][task]
+                rows.append({"part": part, "variant": name, "seed": seed, "formula": s["selected"]["formula"],
+                             "heldout_tau": sel["kendall"], "heldout_rho": sel["spearman"],
+                             "heldout_archs": sel["n"],
+                             "params_tau": params.get(task, {}).get("kendall", float("nan")),
+                             "seconds": round(time.perf_counter() - t0, 1)})
+                print(rows[-1], flush=True)
+                write(rows)
+    write(rows)
     return 0
 
 
-def write(rows, args):
+def write(rows):
     out = ROOT / "experiments" / "results"
     out.mkdir(parents=True, exist_ok=True)
     (out / "ablation.json").write_text(json.dumps(rows, indent=1) + "\n")
-    md = ["# Ablation at quickstart scale", "",
-          f"`python experiments/ablation.py --seeds {' '.join(map(str, args.seeds))}` on {platform.machine()}, "
-          f"{os.cpu_count()} cores (shared with other jobs while it ran: seconds are indicative). "
-          "analog-nasbench CIFAR-10, 300 search / 300 held-out archs. Held-out Kendall τ of the selected formula, "
-          "mean ± std over seeds; #params on the same held-out archs for reference.", "",
-          "| variant | held-out τ | #params τ | mean seconds | selected formulas |", "|---|---|---|---|---|"]
-    for name in dict.fromkeys(r["variant"] for r in rows):
-        rs = [r for r in rows if r["variant"] == name]
-        t = np.array([r["heldout_tau"] for r in rs])
-        md.append(f"| {name} | {t.mean():.3f} ± {t.std():.3f} | {rs[0]['params_tau']:.3f} | "
-                  f"{np.mean([r['seconds'] for r in rs]):.0f} | " + "; ".join(f"`{r['formula']}`" for r in rs) + " |")
-    (out / "ablation.md").write_text("\n".join(md) + "\n")
+    md = ["# Ablation: what makes discovery good", "",
+          f"`python experiments/ablation.py` on {platform.machine()}, {os.cpu_count()} cores, CPU only "
+          "(other jobs shared the cores at times: seconds are indicative, they include cache loading and, "
+          "for a variant's first seed, building its cache). Held-out Kendall τ / Spearman ρ of each run's "
+          "selected formula, mean ± std over seeds; #params τ on the same held-out archs for reference.", ""]
+    titles = {"search": f"## Search settings (NB201 CIFAR-10 valid, 1,000 search archs, {HELDOUT:,} held-out archs, "
+                        "noise batch 16)",
+              "cache": "## Cache settings (quickstart scale: analog-nasbench CIFAR-10, 300 search / 300 held-out archs)"}
+    for part in ("search", "cache"):
+        prows = [r for r in rows if r["part"] == part]
+        if not prows:
+            continue
+        md += [titles[part], "", "| variant | held-out τ | held-out ρ | #params τ | seeds | mean s/run | "
+               "selected formulas |", "|---|---|---|---|---|---|---|"]
+        for name in dict.fromkeys(r["variant"] for r in prows):
+            rs = [r for r in prows if r["variant"] == name]
+            t = np.array([r["heldout_tau"] for r in rs])
+            p = np.array([r["heldout_rho"] for r in rs])
+            md.append(f"| {name} | {t.mean():.3f} ± {t.std():.3f} | {p.mean():.3f} ± {p.std():.3f} | "
+                      f"{rs[0]['params_tau']:.3f} | {len(rs)} | {np.mean([r['seconds'] for r in rs]):.0f} | "
+                      + "; ".join(f"`{r['formula']}`" for r in rs) + " |")
+        md.append("")
+    (out / "ablation.md").write_text("\n".join(md))
 
 
 if __name__ == "__main__":

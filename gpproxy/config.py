@@ -14,6 +14,7 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
 from .errors import GpproxyError
+from .fitness import CORRELATIONS
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -66,7 +67,7 @@ class SearchConfig:
 
 @dataclass
 class FitnessConfig:
-    correlation: str = "kendall"  # kendall | spearman
+    correlation: str = "kendall"  # kendall | spearman | weighted_kendall (top-weighted)
     subsets: int = 0  # > 0: EZNAS-style min over this many random subsets
     subset_fraction: float = 0.5
     combine: str = "mean"  # mean | min over tasks
@@ -85,8 +86,9 @@ class RunConfig:
         return asdict(self)
 
     def validate(self) -> "RunConfig":
-        if self.fitness.correlation not in ("kendall", "spearman"):
-            raise GpproxyError(f"fitness.correlation must be kendall or spearman, not {self.fitness.correlation!r}")
+        if self.fitness.correlation not in CORRELATIONS:
+            raise GpproxyError(f"fitness.correlation must be one of {', '.join(CORRELATIONS)}, "
+                               f"not {self.fitness.correlation!r}")
         if self.fitness.combine not in ("mean", "min"):
             raise GpproxyError(f"fitness.combine must be mean or min, not {self.fitness.combine!r}")
         if self.search.backend not in ("serial", "local", "dask"):

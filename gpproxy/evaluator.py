@@ -23,6 +23,7 @@ from .formula import FormulaEval, parse_formula
 from .pack import load_pack
 from .statset import load_chunks
 
+MATRIX_MEMO_BYTES = 256 * 2**20  # per process, for matrix-valued shared subtrees
 FITNESS_DIGITS = 9  # float noise from thread counts must not change a stored fitness
 
 
@@ -52,7 +53,6 @@ class EvalContext:
         self.spec = spec
         self.pack = load_pack(spec.pack)
         self.pset = self.pack.pset()
-        self.run = FormulaEval(self.pack)
         self.chunks = {}
         self.acc = {}
         self.subsets = {}
@@ -62,6 +62,9 @@ class EvalContext:
                                               device=spec.device, chunk_archs=spec.chunk_archs)
             self.acc[t.name] = np.asarray(t.acc, dtype=np.float64)
             self.subsets[t.name] = [np.asarray(s) for s in t.subsets]
+        # Every chunk keeps its own memo during a batch: split one budget among them.
+        n_chunks = sum(len(c) for c in self.chunks.values())
+        self.run = FormulaEval(self.pack, matrix_memo_bytes=MATRIX_MEMO_BYTES // max(1, n_chunks))
 
     def scores(self, tree, task: str, memos=None) -> np.ndarray:
         parts = []

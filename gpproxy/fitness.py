@@ -16,7 +16,14 @@ def spearman(x, y) -> float:
     return float(sps.spearmanr(x, y).statistic)
 
 
-CORRELATIONS = {"kendall": kendall, "spearman": spearman}
+def weighted_kendall(x, y) -> float:
+    """Vigna's weighted τ (hyperbolic weights by rank): swaps among the best
+    archs of either ranking cost more than swaps among the worst, as NAS only
+    ever picks from the top."""
+    return float(sps.weightedtau(x, y).statistic)
+
+
+CORRELATIONS = {"kendall": kendall, "spearman": spearman, "weighted_kendall": weighted_kendall}
 
 
 def top_precision(scores, acc, k: int) -> float:

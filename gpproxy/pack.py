@@ -130,6 +130,28 @@ class Pack:
         """A known proxy written in this vocabulary (can seed a population)."""
         self.seeds[name] = formula
 
+    def restricted(self, name: str, stats=None, drop=()) -> "Pack":
+        """A copy with only `stats` (names; default all) and without the
+        primitives named in `drop`: smaller vocabularies for ablations. Seeds
+        that no longer parse are left out."""
+        from .formula import parse_formula  # formula imports this module
+
+        keep = self.stats if stats is None else {k: self.stats[k] for k in stats}
+        unknown = set(drop) - set(self.prims)
+        if unknown:
+            raise GpproxyError(f"pack {self.name} has no primitive(s) {', '.join(sorted(unknown))}")
+        out = Pack(name=name, stats=dict(keep), layer_terminals=self.layer_terminals,
+                   constants=self.constants, doc=f"{self.name} restricted to {', '.join(keep)}"
+                   + (f" without {', '.join(drop)}" if drop else ""),
+                   prims={k: p for k, p in self.prims.items() if k not in drop})
+        for seed_name, formula in self.seeds.items():
+            try:
+                parse_formula(formula, out)
+            except GpproxyError:
+                continue
+            out.seeds[seed_name] = formula
+        return out
+
     # ------------------------------------------------------------ DEAP view
     def active_types(self, prim: PrimDef) -> tuple:
         """Overload types of `prim` that this pack can feed (a matrix type
