@@ -27,15 +27,16 @@ from .pack import FAMILY_OF_TYPE, MATRIX, Layer, Net, load_pack
 from .probe import ProbeConfig
 
 EXPORTED_PROBE_FUNCS = (probe.stable_seed, probe.sample_positions, probe.sample_activation,
-                        probe.sample_weight, probe.tensor_moments, probe.pair_moments,
+                        probe.sample_weight, probe.tensor_moments, probe.kernel_moments, probe.pair_moments,
                         probe.probed_layers,
                         probe.run_pass, probe.layer_meta, probe.collect_stats)
 
 
 def _source(fn, name=None) -> str:
     src = textwrap.dedent(inspect.getsource(fn))
-    lines = [ln for ln in src.splitlines() if not ln.lstrip().startswith("@")]
-    src = "\n".join(lines) + "\n"
+    lines = src.splitlines()
+    start = next(i for i, ln in enumerate(lines) if ln.startswith(("def ", "async def ")))
+    src = "\n".join(lines[start:]) + "\n"  # decorators may span several lines
     if name and name != fn.__name__:
         src = src.replace(f"def {fn.__name__}(", f"def {name}(", 1)
     return src
@@ -100,10 +101,12 @@ def formula_code(tree, pack, moments: bool = True) -> tuple[str, bool]:
             # .float(): the engine stores the float64 result as float32 too
             key = exact_stat(tree, i, pack)
             expr = f"{_exact_name(prim.name)}(S['moments'][{key!r}]).float()"
+            fam = FAMILY_OF_TYPE[node.args[0]]
+            sampled = f"torch.cat([{fn}(x, s) for x, s in zip({args[0]}, S['scale'][{fam!r}])])"
             if "*" in key:  # product moments: a layer may lack them (as FormulaEval, use the sample)
-                fam = FAMILY_OF_TYPE[node.args[0]]
-                sampled = f"torch.cat([{fn}(x, s) for x, s in zip({args[0]}, S['scale'][{fam!r}])])"
                 expr = f"{expr} if {key!r} in S['moments'] else {sampled}"
+            elif prim.exact_cols > 4:  # kernel columns exist for activations only (as FormulaEval)
+                expr = f"{expr} if S['moments'][{key!r}].shape[1] >= {prim.exact_cols} else {sampled}"
         elif prim.kind == "reduce":
             fam = FAMILY_OF_TYPE[node.args[0]]
             expr = f"torch.cat([{fn}(x, s) for x, s in zip({args[0]}, S['scale'][{fam!r}])])"

@@ -190,7 +190,7 @@ class FormulaEval:
                 return hit, end
         stat = exact_stat(tree, i, self.pack)
         moments = getattr(S, "moments", {}).get(stat) if stat is not None else None
-        if moments is not None:
+        if moments is not None and moments.shape[1] >= self.pack.prims[node.name].exact_cols:
             out = self.pack.prims[node.name].exact(moments).to(S.layer_counts.dtype)
             if key is not None:
                 memo[key] = out

@@ -78,7 +78,8 @@ class PrimDef:
     types: tuple  # argument type of each registered overload
     math: str  # readable infix template, {0} {1} are the arguments
     latex: str
-    exact: object = None  # reduce only: fn((L, 4) moments) -> (L,), see module docstring
+    exact: object = None  # reduce only: fn((L, k) moments) -> (L,), see module docstring
+    exact_cols: int = 4  # moment columns `exact` reads: 4, or 6 for the activation kernels
 
     @property
     def arity(self) -> int:
@@ -98,12 +99,12 @@ class Pack:
     seeds: dict = field(default_factory=dict)  # baseline name -> formula string
 
     # ------------------------------------------------------------ registration
-    def _register(self, name, kind, types, math, latex, exact=None):
+    def _register(self, name, kind, types, math, latex, exact=None, exact_cols=4):
         def deco(fn):
             if name in self.prims:
                 raise GpproxyError(f"pack {self.name}: primitive {name!r} registered twice")
             prim = PrimDef(name, kind, fn, tuple(types), math or f"{name}({{0}})",
-                           latex or math or rf"\operatorname{{{name}}}({{0}})", exact)
+                           latex or math or rf"\operatorname{{{name}}}({{0}})", exact, exact_cols)
             validate_primitive(prim)
             if exact is not None:
                 validate_exact(prim)
@@ -118,10 +119,15 @@ class Pack:
         math = math or f"{name}({{0}}, {{1}})"
         return self._register(name, "binary", on, math, latex)
 
-    def reduce(self, name, on=MATRIX, math=None, latex=None, exact=None):
+    def reduce(self, name, on=MATRIX, math=None, latex=None, exact=None, exact_cols=4):
         """Register a reduction; `exact(m)` (optional, a module-level def: exports
-        copy its source) computes it exactly from (L, 4) full-tensor moments."""
-        return self._register(name, "reduce", on, math, latex, exact)
+        copy its source) computes it exactly from (L, k) full-tensor moments
+        (gpproxy.probe: [sum, sum |x|, sum x², numel] and, for activations only,
+        [logdet, hamming] kernels: k = 6). `exact_cols` says how many columns it
+        reads; a statistic with fewer (weights, older caches) uses its sample."""
+        if exact_cols not in (4, 6):
+            raise GpproxyError(f"primitive {name!r}: exact_cols must be 4 or 6, not {exact_cols!r}")
+        return self._register(name, "reduce", on, math, latex, exact, exact_cols)
 
     def aggregate(self, name, math=None, latex=None):
         return self._register(name, "aggregate", (Layer,), math, latex)
@@ -273,12 +279,13 @@ def _check_output(out, want: tuple, what: str, on: str) -> None:
 
 
 def _moment_inputs():
-    """(L, 4) moment rows [sum, sum |x|, sum x², numel]; numel is always > 0."""
+    """(L, 6) moment rows [sum, sum |x|, sum x², numel, logdet, hamming]; numel > 0."""
     gen = torch.Generator().manual_seed(0)
     rnd = torch.randn((7, 3), generator=gen, dtype=torch.float64)
     numel = torch.tensor([[1.0], [2.0], [9.0], [64.0], [1e3], [1e5], [1e7]], dtype=torch.float64)
+    kernels = torch.randn((7, 2), generator=gen, dtype=torch.float64) * 50
     firsts = {"random": rnd, "zeros": torch.zeros_like(rnd), "negative": -rnd.abs() - 0.1}
-    return {label: torch.cat([m, numel], dim=1) for label, m in firsts.items()}
+    return {label: torch.cat([m, numel, kernels], dim=1) for label, m in firsts.items()}
 
 
 def validate_exact(prim: PrimDef) -> None:
@@ -289,6 +296,7 @@ def validate_exact(prim: PrimDef) -> None:
         raise GpproxyError(f"primitive {prim.name!r}: exact= must be a named def function "
                            "(exported modules copy its source)")
     for label, m in _moment_inputs().items():
+        m = m[:, :prim.exact_cols]
         try:
             out = prim.exact(m)
         except Exception as e:

@@ -8,8 +8,8 @@ small ones. Statistics of one family share the bucket layout, so element-wise
 ops between e.g. ``W`` and ``dW`` pair bucket by bucket.
 
 ``moments`` holds, per statistic, the exact full-tensor moments of every layer
-(``[sum, sum |x|, sum x², numel]``, float64, layer order) where the cache has
-them; formulas use them for reductions applied directly to a statistic. Keys
+(``[sum, sum |x|, sum x², numel]``, and for activations ``[logdet, hamming]``
+kernels, float64, layer order) where the cache has them; formulas use them for reductions applied directly to a statistic. Keys
 ``"X*Y"`` hold the moments of the element-wise product of X and Y (see
 ``probe.PAIRS``), for reductions of ``mul(X, Y)``.
 """
@@ -154,7 +154,7 @@ def stack_layers(archs, per_arch_layers, stats=None, device="cpu", dtype=torch.f
         device=str(device),
         # A stat with moments for only some layers (mixed sources) gets none:
         # formulas then fall back to its sample for every layer alike.
-        moments={stat: torch.tensor(rows, dtype=torch.float64, device=device)
+        moments={stat: _moment_matrix(rows, device)
                  for stat, rows in moment_rows.items() if len(rows) == lid},
     )
 
@@ -197,6 +197,13 @@ def chunk_bounds(n_archs: int, chunk: int) -> list:
     pieces = max(1, -(-n_archs // chunk))
     edges = [round(i * n_archs / pieces) for i in range(pieces + 1)]
     return list(zip(edges[:-1], edges[1:]))
+
+
+def _moment_matrix(rows, device) -> torch.Tensor:
+    """(L, k) float64; rows of different lengths (a cache completed by newer
+    code adds kernel columns) keep only the columns all layers have."""
+    k = min(len(r) for r in rows)
+    return torch.tensor([r[:k] for r in rows], dtype=torch.float64, device=device)
 
 
 def load_chunks(cache, archs=None, stats=None, device="cpu", chunk_archs="auto"):

@@ -5,7 +5,8 @@ Reductions receive ``scale`` = numel(full tensor) / numel(sample), so ``sum``,
 ``l1`` and ``frob`` estimate the full layer's value, not the sample's. When one
 of ``sum``, ``l1``, ``frob``, ``mean`` is applied to a statistic itself (e.g.
 ``frob(W)``), its ``exact_*`` twin computes the full layer's value exactly from
-cached moments instead.
+cached moments instead; so do ``logdet`` and ``hamming`` of an activation
+statistic (``hamming(A)``), from kernels of the full activation.
 """
 import torch
 
@@ -111,8 +112,9 @@ def div(x, y):
 
 
 # ------------------------------------------------------------------ reductions
-# exact_*(m): the reduction of the FULL tensor from its moments m, (L, 4) float64
-# rows [sum, sum |x|, sum x², numel]. The sampled estimates are unbiased but
+# exact_*(m): the reduction of the FULL tensor from its moments m, (L, k) float64
+# rows [sum, sum |x|, sum x², numel] (+ [logdet, hamming] kernels of activations:
+# gpproxy.probe.kernel_moments computes exactly logdet/hamming below on the whole tensor). The sampled estimates are unbiased but
 # noisy (sampled l2_norm ranks archs with Kendall tau 0.90 against full tensors).
 # Clamped to float32's range: results are stored as float32.
 
@@ -167,7 +169,16 @@ def snr(x, scale):
     return (mu.squeeze(1).abs_() / sd.add_(1e-8)).clamp_(max=1e8).mean(dim=1)
 
 
-@PACK.reduce("logdet", math="logdet[{0}{0}ᵀ]", latex=r"\log\det\left({0}{0}^\top\right)")
+def exact_logdet(m):
+    return m[:, 4].clamp(-1e6, 1e6)
+
+
+def exact_hamming(m):
+    return m[:, 5].clamp(-1e6, 1e6)
+
+
+@PACK.reduce("logdet", math="logdet[{0}{0}ᵀ]", latex=r"\log\det\left({0}{0}^\top\right)",
+             exact=exact_logdet, exact_cols=6)
 def logdet(x, scale):
     # log-determinant of the row kernel (rows = samples for activations),
     # normalised by the number of columns and ridge-regularised.
@@ -176,7 +187,8 @@ def logdet(x, scale):
     return torch.linalg.slogdet(k.double()).logabsdet.float().clamp(-1e6, 1e6)
 
 
-@PACK.reduce("hamming", math="logdet K_H[{0}]", latex=r"\log\det K_H\left({0}\right)")
+@PACK.reduce("hamming", math="logdet K_H[{0}]", latex=r"\log\det K_H\left({0}\right)",
+             exact=exact_hamming, exact_cols=6)
 def hamming(x, scale):
     # NASWOT's kernel on binary codes (x > 0): agreements between two rows.
     # Agreements c·cᵀ + (1-c)·(1-c)ᵀ = cols + 2 c·cᵀ - r_i - r_j (r: row sums):

@@ -8,7 +8,7 @@ from gpproxy.cache import CacheSpec, build_cache, load_input, open_cache
 from gpproxy.errors import GpproxyError
 from gpproxy.formula import FormulaEval, parse_formula
 from gpproxy.pack import Pack, Weight, load_pack
-from gpproxy.probe import ProbeConfig, probe, probed_layers
+from gpproxy.probe import ProbeConfig, kernel_moments, probe, probed_layers
 from gpproxy.spaces import get_space
 from gpproxy.statset import load_statset
 
@@ -51,7 +51,11 @@ def test_moments_equal_full_tensor_sums():
     for stat, tensors in full.items():
         for suffix, t in zip(("", "_n"), tensors):
             got, want = layer["moments"][stat + suffix], _expected(t)
-            assert got.dtype == torch.float64 and got.shape == (4,)
+            # activations append [logdet, hamming] of the full tensor (kernel_moments)
+            assert got.dtype == torch.float64 and got.shape == ((4,) if stat in ("W", "dW") else (6,))
+            if stat not in ("W", "dW"):
+                assert torch.allclose(got[4:], kernel_moments(t), rtol=1e-6), stat + suffix
+                got = got[:4]
             # float32 accumulation: ~1e-7 of sum |x| (a signed sum may cancel)
             assert torch.allclose(got[1:], want[1:], rtol=1e-6, atol=0), stat + suffix
             assert abs(got[0] - want[0]) <= 1e-6 * want[1], stat + suffix
@@ -203,3 +207,64 @@ def test_exact_functions_are_validated():
         pack.reduce("r2", exact=exact_shape)(lambda x, scale: x.sum(dim=(1, 2)))
     with pytest.raises(GpproxyError, match="named def"):
         pack.reduce("r3", exact=lambda m: m[:, 0])(lambda x, scale: x.sum(dim=(1, 2)))
+
+
+def _full_activations(arch):
+    """Full A and Z of every probed layer of `arch`, run as the cache builder runs it."""
+    torch.manual_seed(SPEC.seed)
+    net = get_space("nb201").build(arch, 10).to(memory_format=torch.channels_last)
+    net.train()
+    full = []
+    hooks = [m.register_forward_hook(lambda m, args, out: full.append((args[0].detach().clone(),
+                                                                        out.detach().clone())))
+             for _, m in probed_layers(net)]
+    x, y, _ = load_input(SPEC)
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        net(x.contiguous(memory_format=torch.channels_last))
+    finally:
+        torch.set_num_threads(before)
+        for h in hooks:
+            h.remove()
+    return full
+
+
+def test_activation_kernels_from_cache_are_exact(cache):
+    """hamming(A) and logdet(Z) of a 16-feature sample equal the pack's own
+    reductions of the FULL activations; weights have no kernels (sample used)."""
+    pack = load_pack("default")
+    S = load_statset(cache)
+    assert S.moments["A"].shape == (S.n_layers, 6) and S.moments["W"].shape == (S.n_layers, 4)
+    want_h, want_l = [], []
+    for arch in ARCHS:
+        full = _full_activations(arch)
+        want_h.append(sum(float(pack.prims["hamming"].fn(a.reshape(1, a.shape[0], -1), None)) for a, _ in full))
+        want_l.append(sum(float(pack.prims["logdet"].fn(z.reshape(1, z.shape[0], -1), None)) for _, z in full))
+    got_h = _score("sum_layers(hamming(A))", S)
+    got_l = _score("sum_layers(logdet(Z))", S)
+    assert torch.allclose(got_h, torch.tensor(want_h), rtol=1e-4, atol=1e-3), (got_h, want_h)
+    assert torch.allclose(got_l, torch.tensor(want_l), rtol=1e-4, atol=1e-3), (got_l, want_l)
+    # The sample's estimate is visibly different at this sampling...
+    S_none = load_statset(cache)
+    S_none.moments = {}
+    assert not torch.allclose(_score("sum_layers(hamming(A))", S_none), got_h, rtol=1e-3)
+    # ...weights and caches whose activation moments predate the kernels use the sample.
+    assert torch.equal(_score("sum_layers(hamming(W))", S), _score("sum_layers(hamming(W))", S_none))
+    S_old = load_statset(cache)
+    S_old.moments = {k: v[:, :4] for k, v in S_old.moments.items()}
+    assert torch.equal(_score("sum_layers(hamming(A))", S_old), _score("sum_layers(hamming(A))", S_none))
+    assert torch.allclose(_score("sum_layers(frob(A))", S_old), _score("sum_layers(frob(A))", S))
+
+
+def test_exact_cols_are_checked():
+    pack = Pack(name="t", stats={"W": Weight})
+
+    def exact_k(m):
+        return m[:, 5]
+
+    with pytest.raises(GpproxyError, match="exact_cols must be 4 or 6"):
+        pack.reduce("r", exact=exact_k, exact_cols=5)(lambda x, scale: x.sum(dim=(1, 2)))
+    with pytest.raises(GpproxyError, match="exact function of 'r2' fails"):  # reads column 5 of 4
+        pack.reduce("r2", exact=exact_k)(lambda x, scale: x.sum(dim=(1, 2)))
+    pack.reduce("r3", exact=exact_k, exact_cols=6)(lambda x, scale: x.sum(dim=(1, 2)))
