@@ -213,7 +213,7 @@ def build_parser() -> argparse.ArgumentParser:
     from . import scoring  # arguments and handlers of score/bench live with their logic
 
     scoring.score_arguments(sub.add_parser("score", help="correlations of one proxy with a benchmark"))
-    scoring.bench_arguments(sub.add_parser("bench", help="table of every baseline on NB201's 3 datasets"))
+    scoring.bench_arguments(sub.add_parser("bench", help="table of every baseline on each dataset of a benchmark"))
     return p
 
 

@@ -11,9 +11,13 @@ seed)``; BatchNorm in training mode; cross-entropy loss. Formula strings are
 scored through the statistics cache (``build_cache`` -> ``load_statset`` ->
 ``FormulaEval``), so they get exactly the numbers the engine computes.
 
-Per-arch scores are kept in NAS-Bench-Suite-Zero's layout,
+The space is the benchmark's (NB201 tables, ``nds:PATH``, ``tnb101:PATH``);
+each space has its own datasets (``datasets_of``): what net head, input size and
+default ground-truth column a dataset means. Per-arch scores are kept in
+NAS-Bench-Suite-Zero's layout,
 ``data[dataset][arch][proxy] = {"score": ..., "time": ...}`` with the NASLib
-6-tuple as the NB201 arch key and ``val_accuracy`` beside the proxies. Scores
+6-tuple as the NB201 arch key (the canonical arch string in other spaces) and
+``val_accuracy`` beside the proxies. Scores
 that are NaN/inf are stored as -1e8, NASLib's rule. The file doubles as a
 resume point: a rerun computes only what it lacks.
 """
@@ -45,14 +49,16 @@ NCHW_BASELINES = frozenset({"grasp"})
 
 @dataclass(frozen=True)
 class Dataset:
-    """One NB201 dataset column: which net, which input size, which ground truth."""
+    """One dataset of a space: which net head, which input size, which ground truth."""
 
     name: str
     suite_name: str  # NAS-Bench-Suite-Zero's dataset key
-    target: str  # column of the NB201 accuracy table
+    target: str  # default column of the benchmark table
     num_classes: int
-    resolution: int
-    label: str
+    resolution: int  # the benchmark's native input size (Protocol.resolution overrides it)
+    label: str  # what the default column is
+    alt_targets: tuple = ()  # other default columns (another file kind), first present wins
+    images: str = ""  # what the benchmark's nets were trained on
 
 
 DATASETS = {
@@ -64,12 +70,46 @@ DATASETS = {
                               "ImageNet16-120 (x-test, 200 ep, seed mean)"),
 }
 
+# NDS sweeps: one dataset per space; `final` = 100 - test_ep_top1[-1] (EZNAS, NASWOT), `best` also loaded.
+NDS_DATASETS = {
+    "cifar10": Dataset("cifar10", "cifar10", "final", 10, 32,
+                       "CIFAR-10 test top-1 % after the last epoch, 100 - test_ep_top1[-1]",
+                       images="32x32 CIFAR-10 images"),
+    "imagenet": Dataset("imagenet", "imagenet", "final", 1000, 224,
+                        "ImageNet test top-1 % after the last epoch, 100 - test_ep_top1[-1]",
+                        images="224x224 ImageNet images"),
+}
+
+# TransNAS-Bench-101's classification tasks, built exactly as the official model (encoder + linear head).
+TNB101_DATASETS = {
+    task: Dataset(task, task, f"{task}.val_accuracy", n, 256,
+                  f"Taskonomy {task} ({n}-way) best-epoch valid top-1 %",
+                  alt_targets=(f"{task}.valid_top1",), images="256x256 Taskonomy RGB images")
+    for task, n in (("class_object", 100), ("class_scene", 63))
+}
+
+
+def datasets_of(space: str) -> dict:
+    """{name: Dataset} of a space, the default first."""
+    if space == "nb201":
+        return DATASETS
+    if space.startswith("nds_"):
+        key = "imagenet" if space.endswith("_in") else "cifar10"
+        return {key: NDS_DATASETS[key]}
+    if space.startswith("tnb101_"):
+        return TNB101_DATASETS
+    raise GpproxyError(f"gpproxy score/bench has no datasets for space {space!r}")
+
 
 @dataclass(frozen=True)
 class Protocol:
-    """Everything that changes a score besides the arch and the proxy."""
+    """Everything that changes a score besides the arch and the proxy.
 
-    space: str = "nb201"
+    ``space=None`` means the benchmark's space (run_score/run_bench fill it in);
+    ``resolution=None`` means each dataset's native input size.
+    """
+
+    space: str | None = "nb201"
     batch: int = 64
     seed: int = 0  # network init seed and minibatch draw seed
     input: str = "noise"
@@ -77,6 +117,10 @@ class Protocol:
     # NASLib's protocol: every arch gets its own init and minibatch (seed_for);
     # ours by default: one seed for all, so archs differ only by architecture.
     per_arch_seed: bool = False
+    resolution: int | None = None
+
+    def resolution_for(self, ds: Dataset) -> int:
+        return int(self.resolution or ds.resolution)
 
     def seed_for(self, arch: str) -> int:
         """The init/minibatch seed of ``arch`` (a stable hash of it with per_arch_seed)."""
@@ -89,7 +133,7 @@ class Protocol:
         from .probe import ProbeConfig
 
         return CacheSpec(space=self.space, num_classes=ds.num_classes, batch=self.batch, seed=self.seed,
-                         input=self.input, resolution=ds.resolution,
+                         input=self.input, resolution=self.resolution_for(ds),
                          probe=ProbeConfig(noise_pass=noise_pass, sample_seed=self.seed))
 
     def minibatch(self, ds: Dataset):
@@ -278,8 +322,9 @@ def score_arch(space, arch: str, ds: Dataset, seed: int, proxies: list, x, y) ->
 
     out = {}
     for members, fn, nchw in _units(proxies):
-        net = _fresh_net(space, arch, ds, seed, channels_last=not nchw)
-        xx = x if nchw else x.contiguous(memory_format=torch.channels_last)
+        cl = not nchw and (space.channels_last_cpu or x.is_cuda)  # see Space.channels_last_cpu
+        net = _fresh_net(space, arch, ds, seed, channels_last=cl)
+        xx = x.contiguous(memory_format=torch.channels_last) if cl else x
         t0 = time.perf_counter()
         values = fn(net, xx, y, seed)
         dt = (time.perf_counter() - t0) / len(members)
@@ -412,35 +457,59 @@ class Truth:
     source: str
     columns: dict  # dataset name -> (Dataset, target column, {arch: value})
     notes: list = field(default_factory=list)
+    space: str = "nb201"  # the benchmark's space
 
 
-def load_truth(benchmark, datasets: list, target: str | None = None, fallback: bool = True) -> Truth:
-    """Targets of each dataset from an NB201 table; analog-nasbench (CIFAR-10) if it is absent."""
+BENCHMARK_PREFIXES = ("nds:", "tnb101:")
+
+
+def load_truth(benchmark, datasets=None, target: str | None = None, fallback: bool = True,
+               space: str | None = None, first_only: bool = False) -> Truth:
+    """Targets of each dataset of the benchmark's space (``datasets=None``: all of them, or
+    the first with ``first_only``).
+
+    A missing NB201 table falls back to analog-nasbench (CIFAR-10); ``space``,
+    when given, must be the benchmark's.
+    """
     from .benchmarks import default_target, load_benchmark
 
     notes = []
-    if benchmark is None or (benchmark != ANALOG and not Path(benchmark).exists()):
-        if not fallback:
-            raise DataError(f"benchmark {benchmark} not found")
+    prefixed = isinstance(benchmark, str) and benchmark.startswith(BENCHMARK_PREFIXES)
+    if benchmark is None or (benchmark != ANALOG and not prefixed and not Path(benchmark).exists()):
+        if not fallback or space not in (None, "nb201"):
+            raise DataError(f"benchmark {benchmark} not found" if benchmark else
+                            f"space {space} needs --benchmark (nds:PATH or tnb101:PATH)")
         notes.append(f"NB201 table {benchmark or '(none given)'} not found: fell back to {ANALOG} "
                      f"(one CIFAR-10 retraining of the NB201 space), CIFAR-10 only")
         benchmark = ANALOG
     bench = load_benchmark(benchmark)
+    if space is not None and space != bench.space:
+        raise GpproxyError(f"benchmark {benchmark} holds {bench.space} archs, not {space} ones; drop --space "
+                           f"(the benchmark's space is used) or name the space in the benchmark "
+                           f"(nds:PATH:space=NAME, tnb101:PATH:space=micro|macro)")
+    table = datasets_of(bench.space)
+    datasets = (list(table)[:1] if first_only else list(table)) if not datasets else list(datasets)
+    if target is not None and len(datasets) > 1:
+        raise GpproxyError(f"a target column ({target!r}) is one dataset's: give one dataset, not "
+                           f"{', '.join(datasets)}")
     columns = {}
     for name in datasets:
-        if name not in DATASETS:
-            raise GpproxyError(f"unknown dataset {name!r}; choose from {', '.join(DATASETS)}")
-        ds = DATASETS[name]
-        col = target or ds.target
+        if name not in table:
+            raise GpproxyError(f"unknown dataset {name!r} for space {bench.space}; choose from {', '.join(table)}")
+        ds = table[name]
+        col = target or next((c for c in (ds.target,) + ds.alt_targets if c in bench.targets()), ds.target)
         if col not in bench.targets():
             notes.append(f"{bench.name} has no column {col!r}: {ds.name} skipped")
             continue
         columns[name] = (ds, col, _finite_column(bench, col))
-    if not columns:
+    if not columns and bench.space == "nb201":
         col = target or default_target(bench)
         notes.append(f"{bench.name} has none of the NB201 columns: CIFAR-10 scored against {col!r}")
         columns["cifar10"] = (DATASETS["cifar10"], col, _finite_column(bench, col))
-    return Truth(bench.source, columns, notes)
+    if not columns:
+        raise DataError(f"{bench.name} has no column for {', '.join(datasets)}; its targets: "
+                        f"{', '.join(bench.targets()) or '(none)'}")
+    return Truth(bench.source, columns, notes, bench.space)
 
 
 def _finite_column(bench, col) -> dict:
@@ -462,13 +531,20 @@ def _archs_for(universe: list, archs_arg):
 # ---------------------------------------------------------------- score / bench
 
 
-def run_score(proxy_text: str, benchmark, dataset: str = "cifar10", target=None, archs="all",
+def _with_space(protocol: Protocol, truth: Truth, archs):
+    """The protocol with the benchmark's space filled in, and ``archs`` canonical in it."""
+    return replace(protocol, space=truth.space), _canonical_archs(truth.space, archs)
+
+
+def run_score(proxy_text: str, benchmark, dataset: str | None = None, target=None, archs="all",
               trials: int = 1, protocol: Protocol | None = None, scores_path=None, cache_root=None,
               log=None) -> dict:
-    """One proxy on one dataset: correlations over all archs or N archs x T trials."""
+    """One proxy on one dataset (default: the space's first): correlations over all archs or N archs x T trials."""
     protocol = protocol or Protocol()
     proxy = resolve_proxy(proxy_text, protocol.pack)
-    truth = load_truth(benchmark, [dataset], target, fallback=False)
+    truth = load_truth(benchmark, [dataset] if dataset else None, target, fallback=False, space=protocol.space,
+                       first_only=True)
+    protocol, archs = _with_space(protocol, truth, archs)
     (name, (ds, col, lookup)), = truth.columns.items()
     pool, trial_sets = _pool_and_trials(lookup, archs, trials, protocol.seed)
     needed = sorted({i for t in trial_sets for i in t})
@@ -477,8 +553,9 @@ def run_score(proxy_text: str, benchmark, dataset: str = "cifar10", target=None,
     compute_scores(chosen, ds, protocol, [proxy], store, labels=lookup, cache_root=cache_root, log=log)
     store.save()
     rep = _trial_reports(store, ds, protocol, proxy.name, pool, trial_sets, lookup)
-    return {"proxy": proxy.name, "kind": proxy.kind, "dataset": ds.name, "target": col,
-            "benchmark": truth.source, "notes": truth.notes, "protocol": protocol.to_dict(),
+    return {"proxy": proxy.name, "kind": proxy.kind, "space": protocol.space, "dataset": ds.name,
+            "target": col, "num_classes": ds.num_classes, "resolution": protocol.resolution_for(ds),
+            "input": protocol.input, "benchmark": truth.source, "notes": truth.notes, "protocol": protocol.to_dict(),
             "archs": len(trial_sets[0]), "trials": len(trial_sets), "scores": str(store.path),
             **{k: v for k, v in rep.items()}}
 
@@ -501,20 +578,23 @@ def _trial_reports(store, ds, protocol, proxy_name, pool, trial_sets, lookup) ->
     return summarize(reps)
 
 
-def run_bench(proxy_texts: list, benchmark, datasets=("cifar10", "cifar100", "imagenet16_120"),
-              archs=1000, trials: int = 10, protocol: Protocol | None = None, out="bench",
-              baselines=None, cache_root=None, log=None, command: str = "", labels: bool = True) -> dict:
+def run_bench(proxy_texts: list, benchmark, datasets=None, archs=1000, trials: int = 10,
+              protocol: Protocol | None = None, out="bench", baselines=None, cache_root=None, log=None,
+              command: str = "", labels: bool = True, target: str | None = None) -> dict:
     """Every baseline plus ``proxy_texts`` on each dataset; Markdown + CSV + scores JSON.
 
-    ``labels=False`` leaves the ground truth out of the scores JSON (for files
-    kept next to code, where the benchmark's table must not be copied).
+    ``datasets=None``: every dataset of the benchmark's space (NB201: cifar10,
+    cifar100, imagenet16_120). ``labels=False`` leaves the ground truth out of
+    the scores JSON (for files kept next to code, where the benchmark's table
+    must not be copied).
     """
     from .baselines import BASELINES
 
     protocol = protocol or Protocol()
     names = list(BASELINES) if baselines is None else list(baselines)
     proxies = resolve_proxies(names + list(proxy_texts), protocol.pack)
-    truth = load_truth(benchmark, list(datasets))
+    truth = load_truth(benchmark, list(datasets) if datasets else None, target, space=protocol.space)
+    protocol, archs = _with_space(protocol, truth, archs)
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     store = ScoreStore(out.with_name(out.name + ".scores.json"), protocol)
@@ -549,12 +629,54 @@ def _seconds_per_arch(store, ds, protocol, archs, proxies) -> dict:
 # ---------------------------------------------------------------- tables
 
 
+def _init_text(space: str) -> str:
+    """How the space's builder initialises a net (after torch.manual_seed)."""
+    if space.startswith("tnb101_"):
+        return "the official TNB101 init: Kaiming-normal convs, BN 1/0, PyTorch default head"
+    if space.startswith("nds_"):
+        from .spaces import nds
+
+        family, _ = nds.parse_space_name(space)
+        if family in nds.ANYNET_FAMILIES:
+            return "pycls' init_weights, as NDS trained its AnyNets"
+    return "PyTorch default init"
+
+
+def input_lines(truth: Truth, protocol: Protocol) -> list:
+    """What minibatch each dataset's nets see, stated against what the benchmark trained on."""
+    from .cache import _normalisation
+
+    noise = protocol.input == "noise"
+    lines = ["input: noise: N(0, 1) images and uniform random labels, no real images" if noise else
+             f"input: {protocol.input}; the same images for every dataset, area-resized to each net's input "
+             f"size when theirs differs, labels folded into the class count"]
+    for name, (ds, col, lookup) in truth.columns.items():
+        res = protocol.resolution_for(ds)
+        norm = "" if noise else f", normalised with {_normalisation(protocol.cache_spec(ds))} mean/std"
+        if truth.space == "nb201" or not ds.images:
+            if not noise:
+                lines.append(f"{ds.name} nets see them at {res}x{res}{norm}")
+            continue
+        trained = f"{ds.name}: the benchmark trained on {ds.images}; here its nets see "
+        lines.append(trained + ("noise" if noise else "these images") + f" at {res}x{res}{norm}")
+    if "imagenet16_120" in truth.columns and not noise:
+        r = protocol.resolution_for(DATASETS["imagenet16_120"])
+        lines.append("ImageNet16-120 images are not available here: its nets see the input images "
+                     f"area-{'downsampled' if r < 32 else 'resized'} to {r}x{r} with ImageNet16-120 normalisation")
+    if "cifar100" in truth.columns and "cifar10" in protocol.input.lower():
+        lines.append("CIFAR-100 nets see CIFAR-10 images (labels 0-9 of 100 classes)")
+    return lines
+
+
 def bench_header(truth: Truth, protocol: Protocol, archs, trials, command: str, seconds: float) -> list:
     """Protocol lines for the top of the Markdown table (and '#' lines of the CSV)."""
     lines = [f"space: {protocol.space}; ground truth: {truth.source}"]
     for name, (ds, col, lookup) in truth.columns.items():
-        lines.append(f"{ds.name}: column `{col}` ({ds.label}); net with {ds.num_classes} classes, "
-                     f"{ds.resolution}x{ds.resolution} input")
+        what = ds.label if col in (ds.target,) + ds.alt_targets else f"chosen with --target; default `{ds.target}`"
+        res = protocol.resolution_for(ds)
+        lines.append(f"{ds.name}: column `{col}` ({what}); net with {ds.num_classes} classes, "
+                     f"{res}x{res} input" + ("" if res == ds.resolution else
+                                            f" (--resolution; the benchmark's is {ds.resolution}x{ds.resolution})"))
     if archs == "all" or archs is None:
         lines.append("archs: all archs with a ground-truth value, one trial")
     elif isinstance(archs, (list, tuple)):
@@ -570,16 +692,9 @@ def bench_header(truth: Truth, protocol: Protocol, archs, trials, command: str, 
                      f"training mode; cross-entropy loss")
     else:
         lines.append(f"batch {protocol.batch}; seed {protocol.seed} (torch.manual_seed before building each "
-                     f"net: PyTorch default init; same seed draws the minibatch); BatchNorm in training mode; "
-                     f"cross-entropy loss")
-    lines.append(f"input: {protocol.input}" + ("" if protocol.input == "noise" else
-                 "; the same images for every dataset, normalised with that dataset's NB201 mean/std, "
-                 "labels folded into the class count"))
-    if "imagenet16_120" in truth.columns and protocol.input != "noise":
-        lines.append("ImageNet16-120 images are not available here: its nets see the input images "
-                     "area-downsampled to 16x16 with ImageNet16-120 normalisation")
-    if "cifar100" in truth.columns and "cifar10" in protocol.input.lower():
-        lines.append("CIFAR-100 nets see CIFAR-10 images (labels 0-9 of 100 classes)")
+                     f"net: {_init_text(protocol.space)}; same seed draws the minibatch); BatchNorm in training "
+                     f"mode; cross-entropy loss")
+    lines.extend(input_lines(truth, protocol))
     lines.append(f"formula strings: statistics cache of pack {protocol.pack!r} with default sampling "
                  f"(gpproxy.probe.ProbeConfig), evaluated as the engine does")
     lines.append("non-finite scores count as -1e8 (NASLib's rule); 'inv' = archs with such a score")
@@ -597,7 +712,7 @@ def _fmt(mean_std, trials) -> str:
 
 def bench_tables(results: dict, proxies: list, truth: Truth, header: list):
     cols = list(results)
-    md = ["# Zero-cost proxies on NB201", ""] + [f"- {h}" for h in header] + [""]
+    md = [f"# Zero-cost proxies on {truth.space}", ""] + [f"- {h}" for h in header] + [""]
     head = ["proxy"]
     for c in cols:
         short = truth.columns[c][0].name
@@ -661,13 +776,17 @@ def _canonical_archs(space_name: str, archs):
 
 def _common_arguments(p, archs: str, trials: int) -> None:
     p.add_argument("--benchmark", default=None,
-                   help="NB201 accuracy CSV (e.g. nb201_accuracies_200ep.csv.gz) | analog-nasbench | NATS path")
+                   help="NB201 accuracy CSV (e.g. nb201_accuracies_200ep.csv.gz) | analog-nasbench | NATS path | "
+                        "nds:PATH[:first=N][:space=NAME] | tnb101:PATH[:space=micro|macro][:task=NAME]")
     p.add_argument("--archs", default=archs, help="all | N random archs per trial | FILE")
     p.add_argument("--trials", type=int, default=trials, help="with --archs N: independent draws of N archs")
     p.add_argument("--batch", type=int, default=64)
     p.add_argument("--seed", type=int, default=0, help="init seed of every net and minibatch seed")
     p.add_argument("--input", default="noise", help="noise | cifar10:DIR | cifar100:DIR | npz:FILE[:KEY]")
-    p.add_argument("--space", default="nb201")
+    p.add_argument("--resolution", type=int, default=None,
+                   help="input side in pixels (default: each dataset's: 32 CIFAR/NDS, 16 ImageNet16-120, "
+                        "224 NDS _in, 256 TNB101)")
+    p.add_argument("--space", default=None, help="search space (default: the benchmark's; if given, must match it)")
     p.add_argument("--pack", default="default", help="primitive pack of formula proxies")
     p.add_argument("--cache-dir", default="caches/score", help="statistics caches of formula proxies")
     p.add_argument("--per-arch-seed", action="store_true",
@@ -678,7 +797,9 @@ def _common_arguments(p, archs: str, trials: int) -> None:
 def score_arguments(p) -> None:
     """Arguments of ``gpproxy score``."""
     p.add_argument("proxy", help="baseline name | formula string | exported proxy .py file")
-    p.add_argument("--dataset", default="cifar10", choices=sorted(DATASETS))
+    p.add_argument("--dataset", default=None,
+                   help="NB201: cifar10 | cifar100 | imagenet16_120; NDS: cifar10 (imagenet for _in spaces); "
+                        "TNB101: class_object | class_scene (default: the first)")
     p.add_argument("--target", default=None, help="ground-truth column (default: the dataset's)")
     p.add_argument("--scores", default="scores.json", help="per-arch scores (NAS-Bench-Suite-Zero layout)")
     p.add_argument("--json", action="store_true", help="print the full report as JSON")
@@ -689,7 +810,10 @@ def score_arguments(p) -> None:
 def bench_arguments(p) -> None:
     """Arguments of ``gpproxy bench``."""
     p.add_argument("proxies", nargs="*", help="extra formula strings or exported .py files")
-    p.add_argument("--datasets", default="cifar10,cifar100,imagenet16_120")
+    p.add_argument("--datasets", default=None,
+                   help="comma-separated (default: all of the space's: NB201 cifar10,cifar100,imagenet16_120; "
+                        "NDS cifar10 or imagenet; TNB101 class_object,class_scene)")
+    p.add_argument("--target", default=None, help="ground-truth column, with one dataset (default: the dataset's)")
     p.add_argument("--baselines", default="all", help="all | none | comma-separated baseline names")
     p.add_argument("--out", default="bench", help="output prefix: PREFIX.md, PREFIX.csv, PREFIX.scores.json")
     _common_arguments(p, archs="1000", trials=10)
@@ -705,13 +829,15 @@ def _setup(args) -> Protocol:
         raise GpproxyError("--batch must be at least 2 (correlation-based proxies need 2 samples)")
     if args.trials < 1:
         raise GpproxyError("--trials must be at least 1")
+    if args.resolution is not None and args.resolution < 1:
+        raise GpproxyError("--resolution must be a positive number of pixels")
     return Protocol(space=args.space, batch=args.batch, seed=args.seed, input=args.input, pack=args.pack,
-                    per_arch_seed=args.per_arch_seed)
+                    per_arch_seed=args.per_arch_seed, resolution=args.resolution)
 
 
 def cli_score(args) -> int:
     protocol = _setup(args)
-    archs = _canonical_archs(args.space, _parse_archs(args.archs))
+    archs = _parse_archs(args.archs)
     rep = run_score(args.proxy, args.benchmark or ANALOG, args.dataset, args.target, archs, args.trials,
                     protocol, args.scores, args.cache_dir)
     if args.json:
@@ -719,7 +845,9 @@ def cli_score(args) -> int:
         return 0
     for note in rep["notes"]:
         print(f"note: {note}")
-    print(f"{rep['proxy']} on {rep['dataset']} ({rep['target']}), {rep['archs']} archs x {rep['trials']} trial(s):")
+    print(f"{rep['proxy']} on {rep['space']} {rep['dataset']} ({rep['target']}; {rep['num_classes']}-class net, "
+          f"{rep['resolution']}x{rep['resolution']} {rep['input']} input), {rep['archs']} archs x {rep['trials']} "
+          f"trial(s):")
     for m in METRICS:
         mean, std = rep[m]
         print(f"  {m:<9} {mean:+.4f}" + (f" ± {std:.4f}" if rep["trials"] > 1 else ""))
@@ -744,11 +872,11 @@ def cli_bench(args) -> int:
             raise GpproxyError(f"unknown baseline {unknown[0]!r}; known: {', '.join(BASELINES)}")
     if not names and not args.proxies:
         raise GpproxyError("nothing to bench: give proxies or leave --baselines at 'all'")
-    archs = _canonical_archs(args.space, _parse_archs(args.archs))
-    datasets = [d.strip() for d in args.datasets.split(",") if d.strip()]
+    archs = _parse_archs(args.archs)
+    datasets = [d.strip() for d in (args.datasets or "").split(",") if d.strip()] or None
     command = "gpproxy " + " ".join(sys.argv[1:]) if sys.argv and "gpproxy" in sys.argv[0] else ""
     res = run_bench(args.proxies, args.benchmark, datasets, archs, args.trials, protocol, args.out,
-                    baselines=names, cache_root=args.cache_dir, command=command)
+                    baselines=names, cache_root=args.cache_dir, command=command, target=args.target)
     for note in res["notes"]:
         print(f"note: {note}")
     print(f"wrote {res['markdown']}, {res['csv']} and {res['scores']}")

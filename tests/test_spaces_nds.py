@@ -370,3 +370,30 @@ def test_cache_from_benchmark(tmp_path):
                         targets=values, progress=False, log=lambda msg: None)
     assert all(cache.status(a) == "ok" for a in archs)
     assert cache.targets() == {a: values[a] for a in archs}
+
+
+def test_narrow_imagenet_cell_net_caches_without_crashing(tmp_path):
+    """A DARTS_in net of width 8 at 224x224: its factorised reductions (1x1
+    stride-2 convs, 12 -> 16 channels at 56x56) corrupted the heap in the
+    channels-last backward pass of torch 2.13's oneDNN and killed the process.
+    NDS nets run NCHW on CPU; a subprocess, as a crash must not take pytest down."""
+    import subprocess
+    import sys
+
+    code = f"""
+import sys
+sys.path.insert(0, {str(Path(__file__).parent)!r})
+from gpproxy.cache import CacheSpec, build_cache
+from gpproxy.probe import ProbeConfig
+from gpproxy.spaces import get_space
+from test_spaces_nds import DARTS_V2
+arch = get_space("nds_darts_in").canonical({{"genotype": DARTS_V2, "width": 8, "depth": 5}})
+spec = CacheSpec(space="nds_darts_in", num_classes=1000, batch=2, resolution=224,
+                 probe=ProbeConfig(act_features=16, weight_rows=8, weight_cols=16))
+c = build_cache({str(tmp_path / "c")!r}, spec, [arch], log=lambda m: None)
+print(len(c.archs()))
+"""
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, (done.returncode, done.stderr[-500:])
+    assert done.stdout.strip() == "1"
+    assert not get_space("nds_darts_in").channels_last_cpu and get_space("nb201").channels_last_cpu

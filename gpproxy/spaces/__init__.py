@@ -36,6 +36,11 @@ class Space:
     build: Callable[[str, int], object]  # (canonical, num_classes) -> nn.Module
     all_archs: Callable[[], list]  # canonical strings, or raises if not enumerable
     describe: Callable[[str, int], dict]
+    # channels_last on CPU: halves NB201's probe time (avg_pool in NCHW dominates),
+    # verified on all its archs. Off elsewhere: oneDNN (torch 2.13 CPU) corrupts
+    # the heap in the backward of some 1x1 stride-2 convs in channels_last (e.g.
+    # 12 -> 16 channels at 56x56), which the NDS/TNB101 reductions contain.
+    channels_last_cpu: bool = False
 
 
 def _nb201() -> Space:
@@ -59,7 +64,7 @@ def _nb201() -> Space:
     def describe(arch, num_classes):
         return nb201.describe(nb201.parse_arch(arch), num_classes=num_classes)
 
-    return Space("nb201", canonical, key, build, all_archs, describe)
+    return Space("nb201", canonical, key, build, all_archs, describe, channels_last_cpu=True)
 
 
 def _nds(family: str, imagenet: bool) -> Space:
