@@ -15,8 +15,9 @@ Part "cache" (input, batch, noise pass, compression): every variant needs its
 own cache, so it runs at quickstart scale (analog-nasbench CIFAR-10, 300
 search / 300 held-out archs, population 100 x 20 generations).
 
-Writes experiments/results/ablation.{json,md} after every run (a stopped
-session keeps its rows; runs resume).
+Writes experiments/results/ablation_<part>.json and ablation.md (both parts)
+after every run: a stopped session keeps its rows, and the parts may run in
+two processes at once.
 
     .venv/bin/python experiments/ablation.py [--part search cache] [--seeds 0 1 2]
 """
@@ -108,10 +109,10 @@ def main() -> int:
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     args = ap.parse_args()
     os.chdir(ROOT)
-    out = ROOT / "experiments" / "results" / "ablation.json"
-    rows = json.loads(out.read_text()) if out.exists() else []
-    done = {(r["part"], r["variant"], r["seed"]) for r in rows}
     for part in args.part:
+        out = ROOT / "experiments" / "results" / f"ablation_{part}.json"
+        rows = json.loads(out.read_text()) if out.exists() else []
+        done = {(r["part"], r["variant"], r["seed"]) for r in rows}
         for name, change in (search_variants() if part == "search" else cache_variants()).items():
             for seed in args.seeds:
                 if (part, name, seed) in done:
@@ -134,15 +135,19 @@ def main() -> int:
                              "params_tau": params.get(task, {}).get("kendall", float("nan")),
                              "seconds": round(time.perf_counter() - t0, 1)})
                 print(rows[-1], flush=True)
-                write(rows)
-    write(rows)
+                write(part, rows)
+        write(part, rows)
     return 0
 
 
-def write(rows):
+def write(part, part_rows):
     out = ROOT / "experiments" / "results"
     out.mkdir(parents=True, exist_ok=True)
-    (out / "ablation.json").write_text(json.dumps(rows, indent=1) + "\n")
+    (out / f"ablation_{part}.json").write_text(json.dumps(part_rows, indent=1) + "\n")
+    rows = []
+    for p in ("search", "cache"):
+        path = out / f"ablation_{p}.json"
+        rows += json.loads(path.read_text()) if path.exists() else []
     md = ["# Ablation: what makes discovery good", "",
           f"`python experiments/ablation.py` on {platform.machine()}, {os.cpu_count()} cores, CPU only "
           "(other jobs shared the cores at times: seconds are indicative, they include cache loading and, "

@@ -3,9 +3,12 @@
 1. Runs experiments/discover_nb201.toml (search: CIFAR-10 cifar10valid_valid,
    a fixed split of 1,000 archs) for each seed (runs resume if killed).
 2. Scores each seed's selected formula, and reference proxies, on **every other**
-   NB201 arch: CIFAR-10 valid + test (10-class nets), CIFAR-100 test (100-class
-   nets), ImageNet16-120 test (120-class nets, 16x16 input), and the analog-nasbench
-   CIFAR-10 retraining. Kendall tau, Spearman rho, top-10% precision.
+   NB201 arch except the validation split (the next 2,000 archs of the same
+   permutation: experiments/ablation.py compares search settings on them, and
+   the settings of discover_nb201.toml were chosen there): CIFAR-10 valid + test
+   (10-class nets), CIFAR-100 test (100-class nets), ImageNet16-120 test
+   (120-class nets, 16x16 input), and the analog-nasbench CIFAR-10 retraining.
+   Kendall tau, Spearman rho, top-10% precision.
 3. "Not size in disguise": tau of every score with #params and FLOPs, and the
    mean tau with accuracy within deciles of #params.
 Writes experiments/results/discover_nb201.{json,md}. Nothing here is tuned on the
@@ -69,7 +72,10 @@ def main() -> int:
     ap.add_argument("--config", default=str(ROOT / "experiments" / "discover_nb201.toml"))
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     ap.add_argument("--jobs", type=int, default=2)
-    ap.add_argument("--other-datasets-archs", type=int, default=3000,
+    ap.add_argument("--validation-archs", type=int, default=2000,
+                    help="archs after the search split that experiments/ablation.py scores settings on; "
+                         "excluded from this report, so no reported arch informed any choice")
+    ap.add_argument("--other-datasets-archs", type=int, default=1000,
                     help="CIFAR-100 / ImageNet16-120 nets: score this many random held-out archs (0 = all); "
                          "each needs its own 100/120-class cache")
     args = ap.parse_args()
@@ -96,10 +102,11 @@ def main() -> int:
     # ---- 2. held-out evaluation on every other arch
     bench = load_benchmark(str(table_path))
     canon = [nb201.format_arch(nb201.parse_arch(a)) for a in bench.archs]
-    search, _ = split_archs([a for a, v in zip(canon, bench.accuracy(task.target)) if np.isfinite(v)],
-                            task.search_archs, task.heldout_archs, task.split_seed)
-    search_set = set(search)
-    heldout = [a for a in canon if a not in search_set]
+    search, validation = split_archs([a for a, v in zip(canon, bench.accuracy(task.target)) if np.isfinite(v)],
+                                     task.search_archs, args.validation_archs, task.split_seed)
+    search_set, validation_set = set(search), set(validation)
+    others = [a for a in canon if a not in search_set]  # every non-search arch, table order
+    heldout = [a for a in others if a not in validation_set]
     idx = {a: i for i, a in enumerate(canon)}
     rows = [idx[a] for a in heldout]
     analog = load_benchmark("analog-nasbench")
@@ -127,10 +134,13 @@ def main() -> int:
         "in16": (replace(spec10, num_classes=120, resolution=16), Path(task.cache + "-in16")),
     }
     # CIFAR-100 / ImageNet16-120 need their own caches: optionally a fixed
-    # random subset of the held-out archs (drawn once, seed 0, never tuned on).
+    # random subset of the non-search archs (drawn once, seed 0, never tuned
+    # on), less the validation archs.
     subset = np.arange(len(heldout))
-    if 0 < args.other_datasets_archs < len(heldout):
-        subset = np.sort(np.random.default_rng(0).choice(len(heldout), args.other_datasets_archs, replace=False))
+    if 0 < args.other_datasets_archs < len(others):
+        drawn = np.random.default_rng(0).choice(len(others), args.other_datasets_archs, replace=False)
+        position = {a: i for i, a in enumerate(heldout)}
+        subset = np.sort([position[others[i]] for i in drawn if others[i] in position])
     arch_rows = {"c10": np.arange(len(heldout)), "c100": subset, "in16": subset}
     scores = {}
     t_eval = time.perf_counter()
@@ -147,7 +157,11 @@ def main() -> int:
     # ---- 3. reports
     result = {"protocol": {
         "search": f"{task.search_archs} archs, split_seed {task.split_seed}, target {task.target}, "
-                  f"fitness {base.fitness.correlation}", "heldout_archs": len(heldout),
+                  f"fitness {base.fitness.correlation}"
+                  + (f" (min over {base.fitness.subsets} subsets of {base.fitness.subset_fraction:.0%})"
+                     if base.fitness.subsets else "")
+                  + f", population {base.search.population} x {base.search.generations} generations",
+        "heldout_archs": len(heldout), "validation_archs": len(validation),
         "batch": task.batch, "input": task.input, "init_seed": task.seed,
         "c100_nets": f"100 classes, same input, {len(subset)} random held-out archs",
         "in16_nets": f"120 classes, input at 16x16, {len(subset)} random held-out archs",
@@ -187,7 +201,9 @@ def write_markdown(result, targets, seeds):
     cols = list(targets)
     md = ["# Discovery on NB201: held-out results", "",
           f"Command: `python experiments/discover_nb201.py` on {p['machine']}. Search: {p['search']}; "
-          f"held-out: all {p['heldout_archs']} other NB201 archs. Batch {p['batch']}, input `{p['input']}`, "
+          f"held-out: all {p['heldout_archs']} NB201 archs outside the search split and outside the "
+          f"{p['validation_archs']} validation archs that experiments/ablation.py chose settings on. "
+          f"Batch {p['batch']}, input `{p['input']}`, "
           f"init seed {p['init_seed']}; CIFAR-100 nets: {p['c100_nets']}; ImageNet16-120 nets: {p['in16_nets']}. "
           f"Search wall time per seed (s): {p['search_seconds']}; held-out evaluation: {p['eval_seconds']} s.", "",
           "Kendall τ on held-out archs (our measurements unless the row says otherwise):", "",
