@@ -65,6 +65,8 @@ def search_variants() -> dict:
         "Spearman fitness": _fitness(correlation="spearman"),
         "top-weighted Kendall fitness (weightedtau)": _fitness(correlation="weighted_kendall"),
         "EZNAS min over 5 subsets of 50%": _fitness(subsets=5, subset_fraction=0.5),
+        "EZNAS subsets + population 200 x 50 gen":
+            lambda c: _search(population=200, generations=50)(_fitness(subsets=5, subset_fraction=0.5)(c)),
         "population 48 x 10 gen": _search(population=48, generations=10),
         "population 200 x 25 gen": _search(population=200),
         "vocabulary: W, dW only": _pack("weights_grads"),
@@ -94,6 +96,9 @@ def base_config(part: str):
     if part == "search":
         cfg = load_config(ROOT / "experiments" / "discover_nb201.toml")
         cfg.tasks = [replace(cfg.tasks[0], heldout_archs=HELDOUT)]
+        # The base is plain Kendall (what this ablation compared before the
+        # discovery config adopted the subset fitness it found best).
+        cfg.fitness.subsets, cfg.fitness.subset_fraction = 0, 0.5
     else:
         cfg = load_config(ROOT / "experiments" / "quickstart.toml")
         cfg.tasks = [replace(cfg.tasks[0], cache="")]  # one cache per probe setting
