@@ -41,6 +41,29 @@ class Individual(gp.PrimitiveTree):
         self.fitness = Fitness()
 
 
+def cx_one_point(ind1, ind2):
+    """DEAP's typed one-point crossover with a reproducible choice of type.
+
+    gp.cxOnePoint draws the type from ``list(set of type classes)``, whose order
+    follows the classes' memory addresses: the same seed gave different runs in
+    different processes. Here the common types are sorted by name first.
+    """
+    if len(ind1) < 2 or len(ind2) < 2:
+        return ind1, ind2
+    types1, types2 = {}, {}
+    for idx, node in enumerate(ind1[1:], 1):
+        types1.setdefault(node.ret, []).append(idx)
+    for idx, node in enumerate(ind2[1:], 1):
+        types2.setdefault(node.ret, []).append(idx)
+    common = sorted(set(types1) & set(types2), key=lambda t: t.__name__)
+    if common:
+        type_ = random.choice(common)
+        slice1 = ind1.searchSubtree(random.choice(types1[type_]))
+        slice2 = ind2.searchSubtree(random.choice(types2[type_]))
+        ind1[slice1], ind2[slice2] = ind2[slice2], ind1[slice1]
+    return ind1, ind2
+
+
 def resolve_device(name: str) -> str:
     if name == "auto":
         return "cuda" if torch.cuda.is_available() else "cpu"
@@ -135,7 +158,7 @@ class Engine:
                     max_=s.init_max_height, type_=Net)
         tb.register("individual", lambda: Individual(tb.expr()))
         limit = gp.staticLimit(key=lambda ind: ind.height, max_value=s.max_height)
-        tb.register("mate", gp.cxOnePoint)
+        tb.register("mate", cx_one_point)
         tb.decorate("mate", limit)
         tb.register("mut_subtree", gp.mutUniform, expr=partial(gp.genGrow, min_=0, max_=2), pset=self.pset)
         tb.decorate("mut_subtree", limit)

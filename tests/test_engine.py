@@ -1,5 +1,6 @@
 """Engine properties: resume-after-kill and backend determinism."""
 import json
+from pathlib import Path
 
 import pytest
 
@@ -119,3 +120,31 @@ def test_inspect_plots(tiny_table, tiny_cache, tmp_path, capsys):
     assert main(["inspect", str(root), "--plot", str(tmp_path / "f.png"),
                  "--scatter", str(tmp_path / "s.png")]) == 0
     assert (tmp_path / "f.png").stat().st_size > 1000 and (tmp_path / "s.png").stat().st_size > 1000
+
+
+def test_same_seed_same_run_in_another_process(tiny_table, tiny_cache, tmp_path):
+    """A run is a function of its config: two fresh processes (different memory
+    layouts and hash seeds) give the same log and front. DEAP's cxOnePoint drew
+    the crossover type from a set of classes, ordered by memory address."""
+    import os
+    import subprocess
+    import sys
+
+    code = """
+import sys
+sys.path.insert(0, {root!r})
+junk = [bytearray(600 + 16 * (i % 7)) for i in range(int(sys.argv[1]))]  # moves where classes land
+from tests.conftest import tiny_config
+from gpproxy.engine import Engine
+Engine(tiny_config({table!r}, {cache!r}, population=40, generations=10), sys.argv[2], log=lambda m: None).run()
+""".format(root=str(Path(__file__).parent.parent), table=str(tiny_table), cache=str(tiny_cache))
+    outs = []
+    for junk, hash_seed in ((0, "1"), (333, "2")):
+        out = tmp_path / f"run{junk}"
+        env = dict(os.environ, PYTHONHASHSEED=hash_seed)
+        done = subprocess.run([sys.executable, "-c", code, str(junk), str(out)], env=env,
+                              capture_output=True, text=True, timeout=600)
+        assert done.returncode == 0, done.stderr[-800:]
+        log = [{k: v for k, v in r.items() if k not in ("seconds", "evals_per_s")} for r in rundir.read_log(out)]
+        outs.append((log, (out / "pareto.csv").read_text(), (out / "hall_of_fame.csv").read_text()))
+    assert outs[0] == outs[1]
