@@ -46,7 +46,8 @@ def main() -> int:
             t0 = time.perf_counter()
             summary = Engine(cfg, ROOT / "runs" / f"qs-input-{label}-s{seed}", log=lambda m: None).run()
             sel = summary["heldout"]["selected"][cfg.tasks[0].name]
-            par = summary["heldout_baselines"]["params"][cfg.tasks[0].name]
+            base_scores = summary["heldout_baselines"]
+            par = (base_scores.get("params_conv_linear") or base_scores["params"])[cfg.tasks[0].name]
             rows.append({"input": label, "seed": seed, "formula": summary["selected"]["formula"],
                          "search_tau": summary["selected"]["fitness"], "heldout_tau": round(sel["kendall"], 4),
                          "params_heldout_tau": round(par["kendall"], 4), "seconds": round(time.perf_counter() - t0, 1)})
