@@ -175,29 +175,27 @@ def main() -> int:
     chunks = load_chunks(cache, archs, stats=list(pack.stats), device=device, chunk_archs=chunk)
     for tree in trees[:3]:  # warm-up
         [run(tree, S) for S in chunks]
-    t0 = time.perf_counter()
-    moved = 0
-    with torch.no_grad():
-        for tree in trees:
-            for S in chunks:
-                run(tree, S)
-                moved += traffic_bytes(tree, S)
-        if device == "cuda":
-            torch.cuda.synchronize()
-    t_batched = time.perf_counter() - t0
-    t0 = time.perf_counter()
-    with torch.no_grad():
-        for tree in trees:
-            for S in full_sets:
-                run(tree, S)
-    t_naive_per_arch = (time.perf_counter() - t0) / len(full_sets)
+    moved = sum(traffic_bytes(tree, S) for tree in trees for S in chunks)
+
+    def timed(sets, repeats=3) -> float:
+        """Median seconds of evaluating every formula on every StatSet of `sets`
+        (a short measurement on a shared VM: one repeat can be 3x off)."""
+        times = []
+        for _ in range(repeats):
+            t0 = time.perf_counter()
+            with torch.no_grad():
+                for tree in trees:
+                    for S in sets:
+                        run(tree, S)
+                if device == "cuda":
+                    torch.cuda.synchronize()
+            times.append(time.perf_counter() - t0)
+        return float(np.median(times))
+
+    t_batched = timed(chunks)
+    t_naive_per_arch = timed(full_sets, repeats=1) / len(full_sets)
     per_arch = load_chunks(cache, archs[:args.naive_archs], stats=list(pack.stats), device=device, chunk_archs=1)
-    t0 = time.perf_counter()
-    with torch.no_grad():
-        for tree in trees:
-            for S in per_arch:
-                run(tree, S)
-    t_loop_compressed = (time.perf_counter() - t0) / len(per_arch)
+    t_loop_compressed = timed(per_arch) / len(per_arch)
     batched_eps = len(trees) / t_batched
     naive_eps = len(trees) / (t_naive_per_arch * args.archs)
     res["a_evals_per_s"] = {"batched": batched_eps, "naive_full_tensors_per_arch_loop": naive_eps,
