@@ -9,7 +9,8 @@ ops between e.g. ``W`` and ``dW`` pair bucket by bucket.
 
 ``moments`` holds, per statistic, the exact full-tensor moments of every layer
 (``[sum, sum |x|, sum x², numel]``, and for activations ``[logdet, hamming]``
-kernels, float64, layer order) where the cache has them; formulas use them for reductions applied directly to a statistic. Keys
+kernels, float64, layer order) where the cache has them; formulas use them
+for reductions applied directly to a statistic. Keys
 ``"X*Y"`` hold the moments of the element-wise product of X and Y (see
 ``probe.PAIRS``), for reductions of ``mul(X, Y)``.
 """
