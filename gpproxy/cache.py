@@ -145,7 +145,7 @@ def build_one(spec_dict: dict, arch: str, key: str, out_dir: str, x, y,
         space = get_space(spec.space)
         layers, seconds = probe_arch(lambda a: space.build(a, spec.num_classes), arch, x, y,
                                      spec.probe, init_seed=spec.seed, device=device,
-                                     channels_last=space.channels_last_cpu or str(device).startswith("cuda"))
+                                     channels_last=space.channels_last(device))
     finally:
         torch.set_num_threads(before)
     payload, meta = encode_record(arch, key, layers, spec.storage, seconds)

@@ -322,7 +322,7 @@ def score_arch(space, arch: str, ds: Dataset, seed: int, proxies: list, x, y) ->
 
     out = {}
     for members, fn, nchw in _units(proxies):
-        cl = not nchw and (space.channels_last_cpu or x.is_cuda)  # see Space.channels_last_cpu
+        cl = not nchw and space.channels_last(x.device)
         net = _fresh_net(space, arch, ds, seed, channels_last=cl)
         xx = x.contiguous(memory_format=torch.channels_last) if cl else x
         t0 = time.perf_counter()

@@ -42,6 +42,10 @@ class Space:
     # 12 -> 16 channels at 56x56), which the NDS/TNB101 reductions contain.
     channels_last_cpu: bool = False
 
+    def channels_last(self, device) -> bool:
+        """Whether to run this space's nets in channels_last on `device`."""
+        return self.channels_last_cpu or str(device).startswith("cuda")
+
 
 def _nb201() -> Space:
     from . import nb201
