@@ -357,6 +357,35 @@ def collect_stats(net, inputs, targets, loss_fn, act_features: int, weight_rows:
     return [(name, modules[name], stats) for name, stats in records.items() if "Z" in stats]
 
 
+# ---------------------------------------------------------------- conventions of a measuring pass
+# Shared with gpproxy.baselines and gpproxy.baselines_recent; the exported
+# functions above spell them out inline, as exports carry no gpproxy helper.
+
+
+def loss_or_default(loss_fn):
+    """The loss of a measuring pass: the caller's, else cross-entropy."""
+    return loss_fn or F.cross_entropy
+
+
+def logits_of(out):
+    """Logits of a forward call (NB201's original TinyNetwork returns (features, logits))."""
+    return out[-1] if isinstance(out, (tuple, list)) else out
+
+
+class TrainMode:
+    """Run a block with the net in training mode (BN batch statistics), then restore."""
+
+    def __init__(self, net):
+        self.net, self.was = net, net.training
+
+    def __enter__(self):
+        self.net.train()
+        return self.net
+
+    def __exit__(self, *exc):
+        self.net.train(self.was)
+
+
 def probe(net, inputs, targets, cfg: ProbeConfig, loss_fn=None, noise_inputs=None):
     """Run the probe pass(es); return a list of per-layer records.
 
