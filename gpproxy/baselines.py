@@ -31,7 +31,6 @@ ranks scores.
 from __future__ import annotations
 
 import copy
-import io
 import math
 
 import numpy as np
@@ -69,45 +68,25 @@ def _input_jacobian(net, inputs):
 # ---------------------------------------------------------------- formula-defined baselines
 
 
-class _OneNetCache:
-    """Duck-typed ``gpproxy.cache.Cache`` holding one probed net in memory."""
-
-    ARCH = "net"
-
-    def __init__(self, layers):
-        from .cache import encode_record
-
-        payload, meta = encode_record(self.ARCH, "net", layers, "float32", 0.0)
-        self._meta = meta
-        self._flat = np.load(io.BytesIO(payload), allow_pickle=False)
-
-    def archs(self):
-        return [self.ARCH]
-
-    def record(self, arch, mmap=True):
-        return self._meta, self._flat
-
-
 def seed_formula_scores(net, inputs, targets, names, loss_fn=None, pack="default") -> dict:
     """Scores of several seed formulas of ``pack`` on one net, from one probe pass.
 
     Every weight row and column is kept, so sum-like reductions are exact
     (scale 1), not the sampled estimates a statistics cache holds.
     """
-    from .formula import FormulaEval, parse_formula, stats_used
+    from .evaluator import score_on_cache
+    from .formula import parse_formula, stats_used
     from .pack import load_pack
     from .probe import ProbeConfig, probe
-    from .statset import load_statset
 
     p = load_pack(pack)
     trees = {n: parse_formula(p.seeds[n], p) for n in names}
     full = 1 << 40
     cfg = ProbeConfig(act_features=1, weight_rows=full, weight_cols=full)
-    layers = probe(net, inputs, targets, cfg, loss_fn=loss_or_default(loss_fn))
+    records = {"net": probe(net, inputs, targets, cfg, loss_fn=loss_or_default(loss_fn))}
     wanted = set().union(*(stats_used(t) for t in trees.values()))
-    stats = load_statset(_OneNetCache(layers), stats=wanted or None)
-    ev = FormulaEval(p)
-    return {n: float(ev(t, stats)[0]) for n, t in trees.items()}
+    scores = score_on_cache(records, ["net"], trees, p, chunk_archs=1, stats=sorted(wanted))
+    return {n: float(s[0]) for n, s in scores.items()}
 
 
 def _seed(name, net, inputs, targets, loss_fn):

@@ -171,19 +171,19 @@ def statistics(net, inputs, targets, loss_fn=None):
     stats, scale = {{s: [] for s in FAMILY}}, {{f: [] for f in set(FAMILY.values())}}
     moments = {{s: [] for s in FAMILY}}
     meta = {{"params": [], "fan_in": [], "out_channels": [], "out_numel": []}}
-    for name, module, rec in layers:
+    for name, module, rec, exact in layers:
         seen = set()
         for stat, family in FAMILY.items():
             sample, sc = rec[stat]
             stats[stat].append(sample.unsqueeze(0))
             if PROBE["moments"]:
-                moments[stat].append(rec["moments"][stat])
+                moments[stat].append(exact[stat])
             if family not in seen:
                 scale[family].append(torch.tensor([sc], device=device))
                 seen.add(family)
         for key in PAIRS:  # product moments ("W*dW", ...)
-            if key in rec.get("moments", {{}}):
-                moments.setdefault(key, []).append(rec["moments"][key])
+            if key in exact:
+                moments.setdefault(key, []).append(exact[key])
         m = layer_meta(module)
         m["out_numel"] = int(rec["Z"][0].shape[1] * rec["Z"][1])
         for k in meta:
