@@ -126,6 +126,9 @@ def test_graph_sees_function_level_and_relative_imports():
     # cache.build_one imports probe_arch inside the function
     assert "gpproxy.probe" in graph["gpproxy.cache"]
     assert "gpproxy.errors" in graph["gpproxy.cache"]
+    # `from . import __version__, probe`: a submodule, and a name of the package itself
+    assert {"gpproxy.probe", "gpproxy"} <= graph["gpproxy.export"]
+    assert "gpproxy.spaces._common" in graph["gpproxy.spaces.nds"]  # relative inside a subpackage
 
 
 def test_find_cycles_names_the_cycle():
