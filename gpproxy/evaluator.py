@@ -86,14 +86,14 @@ def score_on_cache(source, archs, formulas, pack, device="cpu", chunk_archs="aut
     keep = chunks is not None and not chunks
     source_chunks = chunks if chunks else iter_chunks(
         source, archs, list(pack.stats) if stats is None else stats, device, chunk_archs)
-    parts = {key: [] for key in trees}
+    parts, failed = {key: [] for key in trees}, {}
     for i, S in enumerate(source_chunks):
         if keep:
             chunks.append(S)
         memo = {} if memos is None else memos.setdefault(i, {})
         with torch.no_grad():
             for key, tree in trees.items():
-                if errors is not None and key in errors:
+                if key in failed:
                     continue
                 t0 = time.perf_counter()
                 try:
@@ -101,11 +101,12 @@ def score_on_cache(source, archs, formulas, pack, device="cpu", chunk_archs="aut
                 except EVAL_ERRORS as e:
                     if errors is None:
                         raise
-                    errors[key] = f"{type(e).__name__}: {e}"
+                    failed[key] = f"{type(e).__name__}: {e}"
                 if seconds is not None:
                     seconds[key] = seconds.get(key, 0.0) + time.perf_counter() - t0
-    return {key: np.concatenate(p) if p else np.zeros(0) for key, p in parts.items()
-            if errors is None or key not in errors}
+    if errors is not None:
+        errors.update(failed)
+    return {key: np.concatenate(p) if p else np.zeros(0) for key, p in parts.items() if key not in failed}
 
 
 def _invalid(why: str) -> dict:

@@ -70,6 +70,7 @@ def layer_records(source, arch) -> list:
 
 
 def source_archs(source) -> list:
+    """All archs of `source` (see layer_records)."""
     return list(source) if isinstance(source, Mapping) else source.archs()
 
 
@@ -167,7 +168,7 @@ def stat_bytes_per_arch(source, arch, stats=None) -> int:
     for layer in layer_records(source, arch):
         for stat, (sample, _) in layer.stats.items():
             if stats is None or stat in stats:
-                per_stat[stat] = per_stat.get(stat, 0) + as_array(sample).size * 4
+                per_stat[stat] = per_stat.get(stat, 0) + int(np.prod(sample.shape)) * 4
     return max(per_stat.values(), default=1)
 
 
