@@ -44,7 +44,8 @@ Hamming term ranked archs with Kendall τ 0.94 against full tensors).
 Products of two statistics that share positions (``PAIRS``: W·dW, Z·dZ and,
 with the noise pass, Z_n·dZ_n, W·dW_n) get the same moments of their FULL
 element-wise product x*y under the key ``"X*Y"`` (see ``pair_moments``), so a
-reduction of ``mul(X, Y)`` (snip, plain) is exact too.
+reduction of a pack's element-wise product of X and Y (``product=True``; the
+default pack's ``mul``: snip, plain) is exact too.
 """
 from __future__ import annotations
 

@@ -12,7 +12,7 @@ ops between e.g. ``W`` and ``dW`` pair bucket by bucket.
 kernels, float64, layer order) where the cache has them; formulas use them
 for reductions applied directly to a statistic. Keys
 ``"X*Y"`` hold the moments of the element-wise product of X and Y (see
-``probe.PAIRS``), for reductions of ``mul(X, Y)``.
+``probe.PAIRS``), for reductions of the pack's product of X and Y.
 """
 from __future__ import annotations
 
