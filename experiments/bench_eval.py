@@ -104,7 +104,7 @@ def main() -> int:
     from gpproxy.probe import ProbeConfig, probe
     from gpproxy.rundir import read_log
     from gpproxy.spaces import get_space
-    from gpproxy.statset import load_chunks, probe_layers, stack_layers
+    from gpproxy.statset import load_chunks, stack_layers
 
     ap = argparse.ArgumentParser()
     ap.add_argument("--archs", type=int, default=1000)
@@ -153,8 +153,8 @@ def main() -> int:
         t0 = time.perf_counter()
         recs = probe(net, x.contiguous(memory_format=torch.channels_last), y, full_cfg)
         t_full += time.perf_counter() - t0
-        full_bytes.append(sum(tt.numel() * 4 for r in recs for tt, _ in r["stats"].values()))
-        full_sets.append(stack_layers([a], [probe_layers(recs)], device=device))
+        full_bytes.append(sum(tt.numel() * 4 for r in recs for tt, _ in r.stats.values()))
+        full_sets.append(stack_layers([a], [recs], device=device))
     c64 = build_cache(ROOT / "caches" / "bench-b64", CacheSpec(batch=64), archs[:20], jobs=args.jobs,
                       log=lambda m: None)
     mb64 = float(np.mean([(c64.stats_dir / f"{c64.key_of(a)}.npy").stat().st_size for a in archs[:20]]) / 1e6)

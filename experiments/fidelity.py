@@ -46,7 +46,7 @@ def main() -> int:
     from gpproxy.pack import load_pack
     from gpproxy.probe import ProbeConfig, probe
     from gpproxy.spaces import get_space
-    from gpproxy.statset import probe_layers, stack_layers
+    from gpproxy.statset import stack_layers
 
     ap = argparse.ArgumentParser()
     ap.add_argument("--archs", type=int, default=100)
@@ -77,8 +77,8 @@ def main() -> int:
         torch.manual_seed(base_spec.seed)
         net = space.build(arch, 10).to(memory_format=torch.channels_last)
         recs = probe(net, x.contiguous(memory_format=torch.channels_last), y, full_cfg)
-        full_bytes.append(sum(t.numel() * 4 for r in recs for t, _ in r["stats"].values()))
-        S = stack_layers([arch], [probe_layers(recs)])
+        full_bytes.append(sum(t.numel() * 4 for r in recs for t, _ in r.stats.values()))
+        S = stack_layers([arch], [recs])
         with torch.no_grad():
             for f in formulas:
                 full_scores[f].append(float(run(trees[f], S)[0]))

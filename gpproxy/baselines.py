@@ -31,42 +31,17 @@ ranks scores.
 from __future__ import annotations
 
 import copy
-import io
 import math
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import nn
 
-from .probe import probed_layers
+from .probe import TrainMode, logits_of, loss_or_default, probed_layers
 
 NASLIB_INVALID = -1e8  # NASLib's ZeroCost.query: NaN/inf scores become this
 
 # ---------------------------------------------------------------- helpers
-
-
-def _loss_fn(loss_fn):
-    return loss_fn or F.cross_entropy
-
-
-def _logits(out):
-    """Logits of a forward call (NB201's original TinyNetwork returns (features, logits))."""
-    return out[-1] if isinstance(out, (tuple, list)) else out
-
-
-class _TrainMode:
-    """Run a block with the net in training mode (BN batch statistics), then restore."""
-
-    def __init__(self, net):
-        self.net, self.was = net, net.training
-
-    def __enter__(self):
-        self.net.train()
-        return self.net
-
-    def __exit__(self, *exc):
-        self.net.train(self.was)
 
 
 def _without_batchnorm(net: nn.Module) -> nn.Module:
@@ -84,32 +59,13 @@ def _input_jacobian(net, inputs):
     The Jacobian jacov and EPE-NAS use; BN in training mode couples the rows.
     """
     x = inputs.detach().clone().requires_grad_(True)
-    with _TrainMode(net):
-        y = _logits(net(x))
+    with TrainMode(net):
+        y = logits_of(net(x))
         (grad,) = torch.autograd.grad(y, x, torch.ones_like(y))
     return grad.detach().reshape(grad.shape[0], -1), y.shape[-1]
 
 
 # ---------------------------------------------------------------- formula-defined baselines
-
-
-class _OneNetCache:
-    """Duck-typed ``gpproxy.cache.Cache`` holding one probed net in memory."""
-
-    ARCH = "net"
-
-    def __init__(self, layers):
-        from .cache import encode_record
-
-        payload, meta = encode_record(self.ARCH, "net", layers, "float32", 0.0)
-        self._meta = meta
-        self._flat = np.load(io.BytesIO(payload), allow_pickle=False)
-
-    def archs(self):
-        return [self.ARCH]
-
-    def record(self, arch, mmap=True):
-        return self._meta, self._flat
 
 
 def seed_formula_scores(net, inputs, targets, names, loss_fn=None, pack="default") -> dict:
@@ -118,20 +74,19 @@ def seed_formula_scores(net, inputs, targets, names, loss_fn=None, pack="default
     Every weight row and column is kept, so sum-like reductions are exact
     (scale 1), not the sampled estimates a statistics cache holds.
     """
-    from .formula import FormulaEval, parse_formula, stats_used
+    from .evaluator import score_on_cache
+    from .formula import parse_formula, stats_used
     from .pack import load_pack
     from .probe import ProbeConfig, probe
-    from .statset import load_statset
 
     p = load_pack(pack)
     trees = {n: parse_formula(p.seeds[n], p) for n in names}
     full = 1 << 40
     cfg = ProbeConfig(act_features=1, weight_rows=full, weight_cols=full)
-    layers = probe(net, inputs, targets, cfg, loss_fn=_loss_fn(loss_fn))
+    records = {"net": probe(net, inputs, targets, cfg, loss_fn=loss_or_default(loss_fn))}
     wanted = set().union(*(stats_used(t) for t in trees.values()))
-    stats = load_statset(_OneNetCache(layers), stats=wanted or None)
-    ev = FormulaEval(p)
-    return {n: float(ev(t, stats)[0]) for n, t in trees.items()}
+    scores = score_on_cache(records, ["net"], trees, p, chunk_archs=1, stats=sorted(wanted))
+    return {n: float(s[0]) for n, s in scores.items()}
 
 
 def _seed(name, net, inputs, targets, loss_fn):
@@ -214,7 +169,7 @@ def synflow(net, inputs, targets=None, loss_fn=None) -> float:
             p.abs_()
     lin.zero_grad(set_to_none=True)
     ones = torch.ones((1,) + tuple(inputs.shape[1:]), dtype=torch.float64, device=inputs.device)
-    _logits(lin(ones)).sum().backward()
+    logits_of(lin(ones)).sum().backward()
     total = 0.0
     for _, layer in probed_layers(lin):
         if layer.weight.grad is not None:
@@ -233,7 +188,7 @@ def fisher(net, inputs, targets, loss_fn=None) -> float:
     broadcasts each channel's value to all weights of that channel before
     summing.
     """
-    loss_fn = _loss_fn(loss_fn)
+    loss_fn = loss_or_default(loss_fn)
     layers = probed_layers(net)
     per_channel = {name: None for name, _ in layers}
     handles = []
@@ -256,9 +211,9 @@ def fisher(net, inputs, targets, loss_fn=None) -> float:
     for name, module in layers:
         handles.append(module.register_forward_hook(make_hook(name)))
     try:
-        with _TrainMode(net):
+        with TrainMode(net):
             net.zero_grad(set_to_none=True)
-            loss_fn(_logits(net(inputs)), targets).backward()
+            loss_fn(logits_of(net(inputs)), targets).backward()
     finally:
         for h in handles:
             h.remove()
@@ -279,11 +234,11 @@ def grasp(net, inputs, targets, loss_fn=None) -> float:
     ICLR 2021. g = ∂L/∂W of the Conv/Linear weights, Hg = ∂(gᵀ·stopgrad(g))/∂W
     (NASLib's two passes over the same batch give the same g; one pass here).
     """
-    loss_fn = _loss_fn(loss_fn)
+    loss_fn = loss_or_default(loss_fn)
     weights = [m.weight for _, m in probed_layers(net)]
-    with _TrainMode(net):
+    with TrainMode(net):
         net.zero_grad(set_to_none=True)
-        loss = loss_fn(_logits(net(inputs)), targets)
+        loss = loss_fn(logits_of(net(inputs)), targets)
         grads = torch.autograd.grad(loss, weights, create_graph=True, allow_unused=True)
         used = [(w, g) for w, g in zip(weights, grads) if g is not None]
         if not used:
@@ -382,7 +337,7 @@ def nwot(net, inputs, targets=None, loss_fn=None) -> float:
 
     handles = [m.register_forward_hook(hook) for m in net.modules() if isinstance(m, nn.ReLU)]
     try:
-        with _TrainMode(net), torch.no_grad():
+        with TrainMode(net), torch.no_grad():
             net(inputs)
     finally:
         for h in handles:
@@ -423,7 +378,7 @@ def zen(net, inputs, targets=None, loss_fn=None, seed: int = 0, mixup_gamma: flo
     x = torch.randn(inputs.shape, generator=gen, device=inputs.device, dtype=inputs.dtype)
     eps = torch.randn(inputs.shape, generator=gen, device=inputs.device, dtype=inputs.dtype)
     try:
-        with _TrainMode(model), torch.no_grad():
+        with TrainMode(model), torch.no_grad():
             model(x)
             model(x + mixup_gamma * eps)
     finally:

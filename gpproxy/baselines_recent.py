@@ -12,8 +12,7 @@ import warnings
 import torch
 from torch import nn
 
-from .baselines import _logits, _loss_fn, _TrainMode
-from .probe import probed_layers
+from .probe import TrainMode, logits_of, loss_or_default, probed_layers
 
 
 # ---------------------------------------------------------------- ZiCo
@@ -30,15 +29,15 @@ def zico(net, inputs, targets, loss_fn=None, splits: int = 2) -> float:
     out, and a layer whose sum is 0 (or that never receives a gradient) adds
     nothing. The official code iterates over 2 loader batches; we split one.
     """
-    loss_fn = _loss_fn(loss_fn)
+    loss_fn = loss_or_default(loss_fn)
     layers = probed_layers(net)
     grads = {name: [] for name, _ in layers}
     n = inputs.shape[0]
-    with _TrainMode(net):
+    with TrainMode(net):
         for s in range(splits):
             lo, hi = s * n // splits, (s + 1) * n // splits
             net.zero_grad(set_to_none=True)
-            loss_fn(_logits(net(inputs[lo:hi])), targets[lo:hi]).backward()
+            loss_fn(logits_of(net(inputs[lo:hi])), targets[lo:hi]).backward()
             for name, module in layers:
                 if module.weight.grad is not None:
                     grads[name].append(module.weight.grad.detach().reshape(-1).double().clone())
@@ -85,7 +84,7 @@ def meco(net, inputs, targets=None, loss_fn=None) -> float:
     try:
         # corrcoef of a (C, 1) map (logits, pooled features) warns and gives
         # NaN, which becomes 0 as in the authors' code.
-        with _TrainMode(net), torch.no_grad(), warnings.catch_warnings():
+        with TrainMode(net), torch.no_grad(), warnings.catch_warnings():
             warnings.simplefilter("ignore", UserWarning)
             net(inputs)
     finally:
@@ -160,7 +159,7 @@ def _eznas_pass(model, x, groups):
         x = x.detach().clone().requires_grad_(True)
         # EZNAS backpropagates from TinyNetwork's first output, the pooled
         # features before the classifier; nets without ``features`` use logits.
-        out = model.features(x) if callable(getattr(model, "features", None)) else _logits(model(x))
+        out = model.features(x) if callable(getattr(model, "features", None)) else logits_of(model(x))
         out.backward(torch.ones_like(out))
     finally:
         for h in handles:
@@ -196,7 +195,7 @@ def eznas_scores(net, inputs, targets=None, loss_fn=None, seed: int = 0) -> dict
     _eznas_init(model, gen)
     groups = relu_conv_bn_groups(model)
     noise = torch.randn(inputs.shape, generator=gen, device=inputs.device, dtype=inputs.dtype)
-    with _TrainMode(model):
+    with TrainMode(model):
         data = _eznas_pass(model, inputs, groups)
         noisy = _eznas_pass(model, noise, groups)
     return {"eznas_preact_grad": _eznas_score([g for g, _ in data]),

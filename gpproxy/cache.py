@@ -29,6 +29,7 @@ import numpy as np
 from .errors import DataError, GpproxyError
 from .fileio import atomic_write_bytes, atomic_write_json, atomic_write_text, digest
 from .probe import ProbeConfig
+from .record import LayerRecord, as_array, as_floats
 
 CACHE_VERSION = 2
 STORAGE_DTYPES = ("float16", "float32")
@@ -93,16 +94,15 @@ def load_input(spec: CacheSpec):
 
 
 def encode_record(arch: str, key: str, layers: list, storage: str, seconds: float):
-    """Per-layer probe records -> (flat array bytes, json-able layer table)."""
+    """One arch's LayerRecords -> (flat array bytes, json-able layer table)."""
     dtype = np.dtype(storage)
     chunks, table, offset = [], [], 0
     for layer in layers:
-        entry = {"name": layer["name"], "meta": layer["meta"], "stats": {}}
-        if layer.get("moments"):
-            entry["moments"] = {stat: [float(v) for v in m.tolist()]
-                                for stat, m in layer["moments"].items()}
-        for stat, (tensor, scale) in layer["stats"].items():
-            arr = tensor.detach().cpu().numpy()
+        entry = {"name": layer.name, "meta": layer.meta, "stats": {}}
+        if layer.moments:
+            entry["moments"] = {stat: as_floats(m) for stat, m in layer.moments.items()}
+        for stat, (sample, scale) in layer.stats.items():
+            arr = as_array(sample)
             if dtype == np.float16:
                 # fp16 overflows to inf above 65504; clip so a huge but finite
                 # activation stays finite (and ranks the same).
@@ -118,6 +118,19 @@ def encode_record(arch: str, key: str, layers: list, storage: str, seconds: floa
     meta = {"arch": arch, "key": key, "dtype": storage, "numel": int(flat.size),
             "checksum": digest(payload), "seconds": round(seconds, 4), "layers": table}
     return payload, meta
+
+
+def decode_record(table: dict, flat: np.ndarray) -> list:
+    """(layer table, flat array) of one arch -> its LayerRecords; samples are
+    views of `flat`, moments lists of floats ({} in caches without them)."""
+    out = []
+    for layer in table["layers"]:
+        stats = {}
+        for stat, info in layer["stats"].items():
+            n = int(np.prod(info["shape"]))
+            stats[stat] = (flat[info["offset"]: info["offset"] + n].reshape(info["shape"]), info["scale"])
+        out.append(LayerRecord(layer["name"], layer["meta"], stats, layer.get("moments", {})))
+    return out
 
 
 def _npy_bytes(arr: np.ndarray) -> bytes:
@@ -208,6 +221,10 @@ class Cache:
                             f"rerun `gpproxy cache` with the same --out to rebuild it")
         arr = np.load(npy_path, mmap_mode="r" if mmap else None, allow_pickle=False)
         return meta, arr
+
+    def layers(self, arch: str) -> list:
+        """The LayerRecords of one arch (checksum-verified; samples are views of the file)."""
+        return decode_record(*self.record(arch))
 
     def targets(self) -> dict[str, float]:
         path = self.root / "targets.csv"

@@ -11,6 +11,7 @@ torch thread each, each holding its own loaded statistics).
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import numpy as np
@@ -21,7 +22,7 @@ from .errors import FormulaError
 from .fitness import INVALID, check_scores, combine, task_fitness
 from .formula import FormulaEval, parse_formula
 from .pack import load_pack
-from .statset import load_chunks
+from .statset import iter_chunks, load_chunks
 
 MATRIX_MEMO_BYTES = 256 * 2**20  # per process, for matrix-valued shared subtrees
 FITNESS_DIGITS = 9  # float noise from thread counts must not change a stored fitness
@@ -46,6 +47,72 @@ class EvalSpec:
     chunk_archs: int | str = "auto"
 
 
+# A formula that fails on the statistics (shape errors in a user pack, a
+# statistic missing from the cache) is invalid, not a crash.
+EVAL_ERRORS = (RuntimeError, ValueError, IndexError)
+
+
+def score_on_cache(source, archs, formulas, pack, device="cpu", chunk_archs="auto", chunks=None, *,
+                   stats=None, memos=None, matrix_memo_bytes=MATRIX_MEMO_BYTES, errors=None,
+                   seconds=None) -> dict:
+    """Scores of `formulas` on `archs`: {formula: float64 array in `archs` order}.
+
+    The one place where formulas meet chunks of cached statistics: engine
+    fitness (EvalContext), held-out scores, ``gpproxy score`` and the
+    formula-defined baselines all come here. Formulas are the inner loop, so
+    each chunk is loaded once for all of them and subtrees they share are
+    computed once per chunk.
+
+    source     a Cache, or {arch: [LayerRecord]} probed in memory
+    formulas   formula strings, or {key: formula string or parsed tree}; the
+               result has the same keys
+    stats      statistics to load (default: the pack's)
+    chunks     a list: empty, it keeps the chunks loaded from `source`; filled,
+               its chunks are evaluated instead (arch sets scored again and again)
+    memos      a dict kept by the caller: one subtree memo per chunk, shared by
+               the formulas of several calls (one batch of a generation)
+    errors     a dict: a formula that raises one of EVAL_ERRORS is left out of
+               the result and ``"Type: message"`` stored here; without it, it raises
+    seconds    a dict: evaluation seconds per formula are added to it
+    """
+    pairs = formulas.items() if isinstance(formulas, Mapping) else ((f, f) for f in formulas)
+    trees, pset = {}, None
+    for key, f in pairs:
+        if isinstance(f, str):
+            pset = pset or pack.pset()
+            f = parse_formula(f, pack, pset)
+        trees[key] = f
+    run = FormulaEval(pack, matrix_memo_bytes=matrix_memo_bytes)
+    keep = chunks is not None and not chunks
+    source_chunks = chunks if chunks else iter_chunks(
+        source, archs, list(pack.stats) if stats is None else stats, device, chunk_archs)
+    parts, failed = {key: [] for key in trees}, {}
+    for i, S in enumerate(source_chunks):
+        if keep:
+            chunks.append(S)
+        memo = {} if memos is None else memos.setdefault(i, {})
+        with torch.no_grad():
+            for key, tree in trees.items():
+                if key in failed:
+                    continue
+                t0 = time.perf_counter()
+                try:
+                    parts[key].append(run(tree, S, memo).double().cpu().numpy())
+                except EVAL_ERRORS as e:
+                    if errors is None:
+                        raise
+                    failed[key] = f"{type(e).__name__}: {e}"
+                if seconds is not None:
+                    seconds[key] = seconds.get(key, 0.0) + time.perf_counter() - t0
+    if errors is not None:
+        errors.update(failed)
+    return {key: np.concatenate(p) if p else np.zeros(0) for key, p in parts.items() if key not in failed}
+
+
+def _invalid(why: str) -> dict:
+    return {"fitness": INVALID, "valid": False, "error": why, "tasks": {}}
+
+
 class EvalContext:
     """Loaded statistics + compiled vocabulary for one EvalSpec."""
 
@@ -53,79 +120,58 @@ class EvalContext:
         self.spec = spec
         self.pack = load_pack(spec.pack)
         self.pset = self.pack.pset()
-        self.chunks = {}
-        self.acc = {}
-        self.subsets = {}
+        self.caches, self.chunks, self.acc, self.subsets = {}, {}, {}, {}
         for t in spec.tasks:
-            cache = open_cache(t.cache_root)
+            cache = self.caches[t.name] = open_cache(t.cache_root)
             self.chunks[t.name] = load_chunks(cache, list(t.archs), stats=list(self.pack.stats),
                                               device=spec.device, chunk_archs=spec.chunk_archs)
             self.acc[t.name] = np.asarray(t.acc, dtype=np.float64)
             self.subsets[t.name] = [np.asarray(s) for s in t.subsets]
         # Every chunk keeps its own memo during a batch: split one budget among them.
         n_chunks = sum(len(c) for c in self.chunks.values())
-        self.run = FormulaEval(self.pack, matrix_memo_bytes=MATRIX_MEMO_BYTES // max(1, n_chunks))
+        self.memo_bytes = MATRIX_MEMO_BYTES // max(1, n_chunks)
 
-    def scores(self, tree, task: str, memos=None) -> np.ndarray:
-        parts = []
-        for i, S in enumerate(self.chunks[task]):
-            memo = None if memos is None else memos.setdefault((task, i), {})
-            with torch.no_grad():
-                parts.append(self.run(tree, S, memo).double().cpu().numpy())
-        return np.concatenate(parts)
+    def _scores(self, trees: dict, task: TaskEval, memos=None, errors=None) -> dict:
+        return score_on_cache(self.caches[task.name], list(task.archs), trees, self.pack, self.spec.device,
+                              chunks=self.chunks[task.name], memos=memos,
+                              matrix_memo_bytes=self.memo_bytes, errors=errors)
 
-    def evaluate(self, formula: str, memos=None) -> dict:
-        try:
-            tree = parse_formula(formula, self.pack, self.pset)
-        except FormulaError as e:
-            return {"fitness": INVALID, "valid": False, "error": str(e), "tasks": {}}
-        per_task = {}
-        for t in self.spec.tasks:
-            try:
-                s = self.scores(tree, t.name, memos)
-            except (RuntimeError, ValueError, IndexError) as e:  # e.g. shape errors in user packs
-                return {"fitness": INVALID, "valid": False, "error": f"{type(e).__name__}: {e}"[:200],
-                        "tasks": {}}
-            why = check_scores(s)
-            if why:
-                return {"fitness": INVALID, "valid": False, "error": why, "tasks": {}}
-            per_task[t.name] = round(task_fitness(s, self.acc[t.name], self.spec.correlation,
-                                                  self.subsets[t.name]), FITNESS_DIGITS)
-        fit = round(combine(list(per_task.values()), self.spec.combine), FITNESS_DIGITS)
-        return {"fitness": fit, "valid": fit > INVALID, "error": None, "tasks": per_task}
+    def scores(self, tree, task: str) -> np.ndarray:
+        """One formula's scores on a task's search archs."""
+        (t,) = [t for t in self.spec.tasks if t.name == task]
+        return self._scores({0: tree}, t)[0]
 
     def evaluate_many(self, formulas) -> list:
-        memos = {}  # shared Layer/Net-level subtrees within one batch
-        return [self.evaluate(f, memos) for f in formulas]
-
-
-def score_on_cache(cache, archs, formulas, pack, device="cpu", chunk_archs="auto", chunks=None) -> dict:
-    """{formula: np.ndarray of scores for `archs`}, loading the cache chunk by chunk.
-
-    Formulas are the inner loop, so each chunk of statistics is read once for
-    all formulas and subtrees they share are computed once. Pass a list as
-    `chunks` to keep the loaded chunks for the next call (small arch sets).
-    """
-    from .statset import chunk_bounds, load_statset, resolve_chunk_archs
-
-    run = FormulaEval(pack)
-    trees = {f: parse_formula(f, pack) for f in formulas}
-    parts = {f: [] for f in formulas}
-    keep = chunks is not None and not chunks
-    if chunks:
-        source = chunks
-    else:
-        chunk = resolve_chunk_archs(chunk_archs, cache, archs, list(pack.stats), device)
-        source = (load_statset(cache, archs[a:b], stats=list(pack.stats), device=device)
-                  for a, b in chunk_bounds(len(archs), chunk))
-    for S in source:
-        if keep:
-            chunks.append(S)
-        memo = {}
-        with torch.no_grad():
-            for f, tree in trees.items():
-                parts[f].append(run(tree, S, memo).double().cpu().numpy())
-    return {f: np.concatenate(p) if p else np.zeros(0) for f, p in parts.items()}
+        """One result dict per formula: fitness (INVALID when the formula does
+        not parse, fails, or gives scores that cannot be ranked on a task),
+        validity, error and the per-task fitness. Subtrees shared within the
+        batch are computed once per chunk."""
+        results, trees = {}, {}
+        for f in formulas:
+            try:
+                trees[f] = parse_formula(f, self.pack, self.pset)
+            except FormulaError as e:
+                results[f] = _invalid(str(e))
+        per_task = {f: {} for f in trees}
+        memos: dict = {}
+        for t in self.spec.tasks:  # a formula invalid on one task is not scored on the next
+            live = {f: tree for f, tree in trees.items() if f not in results}
+            if not live:
+                break
+            errors: dict = {}
+            scores = self._scores(live, t, memos.setdefault(t.name, {}), errors)
+            for f in live:
+                why = errors[f][:200] if f in errors else check_scores(scores[f])
+                if why:
+                    results[f] = _invalid(why)
+                    continue
+                per_task[f][t.name] = round(task_fitness(scores[f], self.acc[t.name], self.spec.correlation,
+                                                         self.subsets[t.name]), FITNESS_DIGITS)
+        for f in trees:
+            if f not in results:
+                fit = round(combine(list(per_task[f].values()), self.spec.combine), FITNESS_DIGITS)
+                results[f] = {"fitness": fit, "valid": fit > INVALID, "error": None, "tasks": per_task[f]}
+        return [results[f] for f in formulas]
 
 
 _CONTEXTS: dict = {}

@@ -65,7 +65,7 @@ def formula_code(tree, pack, moments: bool = True) -> tuple[str, bool]:
     are (L,) tensors; Net values are (1,) tensors. With `moments`, a reduction
     of a statistic itself is computed exactly from ``S['moments']`` (as
     FormulaEval does on a cache with moments). Returns (code, root is a layer
-    aggregation) — in the latter case ``compute`` can return per-layer terms.
+    aggregation): then ``formula`` also returns the per-layer terms.
     """
     lines, counter, root_args = [], [0], {}
 
@@ -118,8 +118,8 @@ def formula_code(tree, pack, moments: bool = True) -> tuple[str, bool]:
         return var, j
 
     root, _ = rec(0)
-    per_layer = tree[0].arity == 1 and pack.prims.get(tree[0].name) is not None \
-        and pack.prims[tree[0].name].kind == "aggregate"
+    top = pack.prims.get(tree[0].name) if isinstance(tree[0], gp.Primitive) else None
+    per_layer = top is not None and top.kind == "aggregate"
     layer_terms = root_args["args"][0] if per_layer else "None"
     ret = f"    return {root}, {layer_terms}"
     return "\n".join(lines + [ret]) + "\n", per_layer
@@ -171,19 +171,19 @@ def statistics(net, inputs, targets, loss_fn=None):
     stats, scale = {{s: [] for s in FAMILY}}, {{f: [] for f in set(FAMILY.values())}}
     moments = {{s: [] for s in FAMILY}}
     meta = {{"params": [], "fan_in": [], "out_channels": [], "out_numel": []}}
-    for name, module, rec in layers:
+    for name, module, rec, exact in layers:
         seen = set()
         for stat, family in FAMILY.items():
             sample, sc = rec[stat]
             stats[stat].append(sample.unsqueeze(0))
             if PROBE["moments"]:
-                moments[stat].append(rec["moments"][stat])
+                moments[stat].append(exact[stat])
             if family not in seen:
                 scale[family].append(torch.tensor([sc], device=device))
                 seen.add(family)
         for key in PAIRS:  # product moments ("W*dW", ...)
-            if key in rec.get("moments", {{}}):
-                moments.setdefault(key, []).append(rec["moments"][key])
+            if key in exact:
+                moments.setdefault(key, []).append(exact[key])
         m = layer_meta(module)
         m["out_numel"] = int(rec["Z"][0].shape[1] * rec["Z"][1])
         for k in meta:
@@ -213,7 +213,7 @@ def compute(net, inputs, targets, loss_fn=None, split_data=1, **kwargs):
     S = statistics(net, inputs, targets, loss_fn)
     with torch.no_grad():
         total, per_layer = formula(S)
-    if {sum_layers} and per_layer is not None:
+    if {additive} and per_layer is not None:
         return list(per_layer)
     return [total[0]]
 
@@ -251,14 +251,15 @@ def export_formula(formula: str, output, pack_name: str = "default", probe_cfg: 
     code, per_layer = formula_code(tree, pack, probe_cfg.moments)
     family = {s: FAMILY_OF_TYPE[t] for s, t in pack.stats.items()
               if probe_cfg.noise_pass or not s.endswith("_n")}
-    sum_layers = tree[0].name == "sum_layers"
     text = TEMPLATE.format(
         version=__version__, pack=pack.name, formula=str(tree), math=to_math(tree, pack),
         latex=to_math(tree, pack, latex=True), provenance=provenance, probe=json.dumps(probe_cfg.to_dict()),
         module=module, name=name or module, probe_dict=probe_cfg.to_dict(), family=family,
         pairs=probe_cfg.pair_names(),
         probe_src="\n\n".join(_source(f) for f in EXPORTED_PROBE_FUNCS),
-        prim_src=prim_src, formula_src=code, sum_layers=bool(sum_layers and per_layer))
+        prim_src=prim_src, formula_src=code,
+        # per-layer terms are the measure's output only where they add up to the score
+        additive=per_layer and pack.prims[tree[0].name].additive)
     compile(text, str(output), "exec")  # a generated module that does not compile is our bug
     output.parent.mkdir(parents=True, exist_ok=True)
     output.write_text(text)

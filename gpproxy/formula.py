@@ -13,14 +13,11 @@ import ast
 import torch
 from deap import gp
 
-from .errors import FormulaError
+from .errors import FormulaError, GpproxyError
 from .pack import FAMILY_OF_TYPE, MATRIX, TYPE_NAMES, Layer, Net, Pack
 from .probe import pair_key
 
 MAX_FORMULA_CHARS = 4000
-# Binary primitives that are the element-wise product: a reduction of
-# mul(X, Y) may use the exact moments of X*Y (see exact_stat).
-PRODUCT_PRIMS = ("mul",)
 _MEMO_BYTES = "__matrix_memo_bytes__"  # not a formula: cannot collide with a subtree key
 MAX_NESTING = 40
 
@@ -125,6 +122,29 @@ def canonical(text: str, pack: Pack) -> str:
     return str(parse_formula(text, pack))
 
 
+def restrict(pack: Pack, name: str, stats=None, drop=()) -> Pack:
+    """A copy of `pack` with only `stats` (names; default all) and without the
+    primitives named in `drop`: smaller vocabularies for ablations. Seeds that
+    no longer parse in the smaller vocabulary are left out (hence here, beside
+    the parser, and not in pack.py)."""
+    keep = pack.stats if stats is None else {k: pack.stats[k] for k in stats}
+    unknown = set(drop) - set(pack.prims)
+    if unknown:
+        raise GpproxyError(f"pack {pack.name} has no primitive(s) {', '.join(sorted(unknown))}")
+    out = Pack(name=name, stats=dict(keep), layer_terminals=pack.layer_terminals,
+               constants=pack.constants, doc=f"{pack.name} restricted to {', '.join(keep)}"
+               + (f" without {', '.join(drop)}" if drop else ""),
+               prims={k: p for k, p in pack.prims.items() if k not in drop},
+               stat_math=dict(pack.stat_math), stat_latex=dict(pack.stat_latex))
+    for seed_name, formula in pack.seeds.items():
+        try:
+            parse_formula(formula, out)
+        except GpproxyError:
+            continue
+        out.seeds[seed_name] = formula
+    return out
+
+
 def stats_used(tree) -> set:
     return {n.value for n in tree if isinstance(n, gp.Terminal) and isinstance(n.value, str)}
 
@@ -135,8 +155,9 @@ def exact_stat(tree, i, pack: Pack):
     That is when node `i` is a reduction with an ``exact`` function whose
     argument is a statistic terminal itself (``frob(W)``, not ``frob(abs(W))``): its
     full-tensor value then follows from the cached moments of that statistic.
-    It is also when the argument is ``mul(X, Y)`` of two terminals whose product
-    has moments (``probe.PAIRS``, either order): then it returns their key "X*Y".
+    It is also when the argument is the pack's element-wise product (a binary
+    registered with ``product=True``) of two terminals whose product has
+    moments (``probe.PAIRS``, either order): then it returns their key "X*Y".
     """
     node = tree[i]
     if not isinstance(node, gp.Primitive):
@@ -147,7 +168,7 @@ def exact_stat(tree, i, pack: Pack):
     child = tree[i + 1]
     if isinstance(child, gp.Terminal) and isinstance(child.value, str):
         return child.value
-    if isinstance(child, gp.Primitive) and child.name in PRODUCT_PRIMS:
+    if isinstance(child, gp.Primitive) and pack.prims[child.name].product:
         x, y = tree[i + 2: i + 4]
         if all(isinstance(t, gp.Terminal) and isinstance(t.value, str) for t in (x, y)):
             return pair_key(x.value, y.value)
@@ -251,11 +272,7 @@ def to_math(tree, pack: Pack, latex=False) -> str:
         if isinstance(node, gp.Terminal):
             if isinstance(node.value, float):
                 return f"{node.value:g}", i + 1
-            name = node.value
-            if latex:
-                name = {"dW": r"\nabla W", "dZ": r"\nabla Z", "A": "A", "Z": "Z", "W": "W"}.get(
-                    name, rf"\mathrm{{{name}}}".replace("_", r"\_"))
-            return name, i + 1
+            return pack.symbol(node.value, latex), i + 1
         parts, j = [], i + 1
         for _ in range(node.arity):
             s, j = rec(j)

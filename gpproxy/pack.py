@@ -22,6 +22,19 @@ A primitive is a plain torch function registered under a *kind*:
 ``aggregate(v, seg, counts)``    Layer -> Net; ``seg`` (L,) arch of each layer,
                                  ``counts`` (N,) layers per arch
 
+Generic code (evaluation, export, printing) never names a pack's primitives or
+statistics; a pack declares the roles it needs instead, and registration checks
+each declaration on random inputs:
+
+``binary(..., product=True)``     the element-wise product: a reduction of it
+                                 may use the exact moments of the product of two
+                                 statistics (``probe.PAIRS``) instead of samples
+``aggregate(..., additive=True)`` the sum over layers: an exported proxy can
+                                 return the per-layer terms (NASLib's shape)
+``Pack(stat_latex=..., stat_math=...)``  how statistics and layer terminals are
+                                 written in LaTeX / readable math (default: the
+                                 name, ``\\mathrm{name}`` in LaTeX)
+
 Functions must use only ``torch`` and their arguments: the exporter copies
 their source into standalone modules. Every primitive is validated when
 registered (random, all-zero and all-negative inputs must give finite values of
@@ -80,6 +93,8 @@ class PrimDef:
     latex: str
     exact: object = None  # reduce only: fn((L, k) moments) -> (L,), see module docstring
     exact_cols: int = 4  # moment columns `exact` reads: 4, or 6 for the activation kernels
+    product: bool = False  # binary only: fn(x, y) is x * y (see module docstring)
+    additive: bool = False  # aggregate only: fn sums the layers of each network
 
     @property
     def arity(self) -> int:
@@ -97,17 +112,21 @@ class Pack:
     doc: str = ""
     prims: dict = field(default_factory=dict)  # name -> PrimDef
     seeds: dict = field(default_factory=dict)  # baseline name -> formula string
+    stat_math: dict = field(default_factory=dict)  # terminal name -> readable symbol
+    stat_latex: dict = field(default_factory=dict)  # terminal name -> LaTeX symbol
 
     # ------------------------------------------------------------ registration
-    def _register(self, name, kind, types, math, latex, exact=None, exact_cols=4):
+    def _register(self, name, kind, types, math, latex, exact=None, exact_cols=4, **roles):
         def deco(fn):
             if name in self.prims:
                 raise GpproxyError(f"pack {self.name}: primitive {name!r} registered twice")
+            default_latex = r"\operatorname{{%s}}({0})" % name.replace("_", r"\_")
             prim = PrimDef(name, kind, fn, tuple(types), math or f"{name}({{0}})",
-                           latex or math or rf"\operatorname{{{name}}}({{0}})", exact, exact_cols)
+                           latex or math or default_latex, exact, exact_cols, **roles)
             validate_primitive(prim)
             if exact is not None:
                 validate_exact(prim)
+            validate_roles(prim)
             self.prims[name] = prim
             return fn
         return deco
@@ -115,9 +134,11 @@ class Pack:
     def unary(self, name, on=ALL, math=None, latex=None):
         return self._register(name, "unary", on, math, latex)
 
-    def binary(self, name, on=ALL, math=None, latex=None):
+    def binary(self, name, on=ALL, math=None, latex=None, product=False):
+        """Register an element-wise binary op; ``product=True`` declares it the
+        element-wise product (see module docstring)."""
         math = math or f"{name}({{0}}, {{1}})"
-        return self._register(name, "binary", on, math, latex)
+        return self._register(name, "binary", on, math, latex, product=bool(product))
 
     def reduce(self, name, on=MATRIX, math=None, latex=None, exact=None, exact_cols=4):
         """Register a reduction; `exact(m)` (optional, a module-level def: exports
@@ -129,34 +150,20 @@ class Pack:
             raise GpproxyError(f"primitive {name!r}: exact_cols must be 4 or 6, not {exact_cols!r}")
         return self._register(name, "reduce", on, math, latex, exact, exact_cols)
 
-    def aggregate(self, name, math=None, latex=None):
-        return self._register(name, "aggregate", (Layer,), math, latex)
+    def aggregate(self, name, math=None, latex=None, additive=False):
+        """Register a Layer -> Net aggregation; ``additive=True`` declares it
+        the plain sum over each network's layers."""
+        return self._register(name, "aggregate", (Layer,), math, latex, additive=bool(additive))
+
+    def symbol(self, name: str, latex: bool = False) -> str:
+        """How terminal `name` (a statistic or layer terminal) is written."""
+        if latex:
+            return self.stat_latex.get(name, rf"\mathrm{{{name}}}".replace("_", r"\_"))
+        return self.stat_math.get(name, name)
 
     def seed(self, name: str, formula: str) -> None:
         """A known proxy written in this vocabulary (can seed a population)."""
         self.seeds[name] = formula
-
-    def restricted(self, name: str, stats=None, drop=()) -> "Pack":
-        """A copy with only `stats` (names; default all) and without the
-        primitives named in `drop`: smaller vocabularies for ablations. Seeds
-        that no longer parse are left out."""
-        from .formula import parse_formula  # formula imports this module
-
-        keep = self.stats if stats is None else {k: self.stats[k] for k in stats}
-        unknown = set(drop) - set(self.prims)
-        if unknown:
-            raise GpproxyError(f"pack {self.name} has no primitive(s) {', '.join(sorted(unknown))}")
-        out = Pack(name=name, stats=dict(keep), layer_terminals=self.layer_terminals,
-                   constants=self.constants, doc=f"{self.name} restricted to {', '.join(keep)}"
-                   + (f" without {', '.join(drop)}" if drop else ""),
-                   prims={k: p for k, p in self.prims.items() if k not in drop})
-        for seed_name, formula in self.seeds.items():
-            try:
-                parse_formula(formula, out)
-            except GpproxyError:
-                continue
-            out.seeds[seed_name] = formula
-        return out
 
     # ------------------------------------------------------------ DEAP view
     def active_types(self, prim: PrimDef) -> tuple:
@@ -303,6 +310,28 @@ def validate_exact(prim: PrimDef) -> None:
             raise GpproxyError(f"exact function of {prim.name!r} fails on {label} moments: "
                                f"{e.__class__.__name__}: {e}") from None
         _check_output(out, (m.shape[0],), f"exact function of {prim.name!r}", f"{label} moments")
+
+
+def validate_roles(prim: PrimDef) -> None:
+    """A declared role must hold on random inputs: generic code trusts it (a
+    product's reductions read exact product moments instead of running it; an
+    additive aggregation's exports hand out per-layer terms as the score)."""
+    if prim.product and prim.kind != "binary" or prim.additive and prim.kind != "aggregate":
+        raise GpproxyError(f"primitive {prim.name!r}: product= is for binary ops, additive= for aggregations")
+    if prim.product:
+        for typ in prim.types:
+            x = _probe_inputs(typ)["random"]
+            y = x.flip(0) * 0.5 + 0.1
+            if not torch.allclose(prim.fn(x, y), x * y, rtol=1e-5, atol=1e-6):
+                raise GpproxyError(f"primitive {prim.name!r} is declared product=True but does not "
+                                   f"compute x * y ({TYPE_NAMES[typ]})")
+    if prim.additive:
+        v = _probe_inputs(Layer)["random"]
+        seg = torch.tensor([0, 0, 1, 1, 1, 2, 2])
+        want = torch.zeros(3).index_add(0, seg, v)
+        if not torch.allclose(prim.fn(v, seg, torch.tensor([2.0, 3.0, 2.0])), want, rtol=1e-5, atol=1e-6):
+            raise GpproxyError(f"aggregation {prim.name!r} is declared additive=True but does not "
+                               "sum the layers of each network")
 
 
 # ---------------------------------------------------------------- discovery

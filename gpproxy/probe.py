@@ -44,7 +44,8 @@ Hamming term ranked archs with Kendall τ 0.94 against full tensors).
 Products of two statistics that share positions (``PAIRS``: W·dW, Z·dZ and,
 with the noise pass, Z_n·dZ_n, W·dW_n) get the same moments of their FULL
 element-wise product x*y under the key ``"X*Y"`` (see ``pair_moments``), so a
-reduction of ``mul(X, Y)`` (snip, plain) is exact too.
+reduction of a pack's element-wise product of X and Y (``product=True``; the
+default pack's ``mul``: snip, plain) is exact too.
 """
 from __future__ import annotations
 
@@ -53,6 +54,8 @@ from dataclasses import asdict, dataclass
 
 import torch
 import torch.nn.functional as F
+
+from .record import LayerRecord
 
 WEIGHT_STATS = ("W", "dW")
 INPUT_STATS = ("A",)
@@ -233,10 +236,11 @@ def probed_layers(net: torch.nn.Module):  # exported
 
 def run_pass(net, inputs, targets, loss_fn, cfg_act: int, cfg_rows: int,
              cfg_cols: int, seed: int, suffix: str = "", moments: bool = False):  # exported
-    """Forward+backward once; return {layer name: {stat: (sample, scale)}}.
+    """Forward+backward once; return ({layer name: {stat: (sample, scale)}},
+    {layer name: {stat: float64 moments}}).
 
-    With `moments`, each layer's dict also holds ``"moments": {stat: float64
-    tensor}``: (4,) tensor_moments for weights, (6,) with kernel_moments appended
+    With `moments`, the second dict holds per layer (else it is empty):
+    (4,) tensor_moments for weights, (6,) with kernel_moments appended
     for activations, taken from the full tensor before sampling,
     and the same for the products W*dW and Z*dZ (suffixed: "W*dW_n",
     "Z_n*dZ_n"; see pair_moments). Z*dZ needs the full Z until its gradient
@@ -307,9 +311,8 @@ def run_pass(net, inputs, targets, loss_fn, cfg_act: int, cfg_rows: int,
         keep(name, "dW" + suffix, grad, sample_weight(grad, cfg_rows, cfg_cols, seed), False)
         if moments:
             exact[name]["W*dW" + suffix] = pair_moments(module.weight, grad)
-            rec["moments"] = exact[name]
     net.zero_grad(set_to_none=True)
-    return records
+    return records, exact
 
 
 def layer_meta(module) -> dict:  # exported
@@ -330,50 +333,73 @@ def layer_meta(module) -> dict:  # exported
 def collect_stats(net, inputs, targets, loss_fn, act_features: int, weight_rows: int,
                   weight_cols: int, seed: int, noise_pass: bool = False, noise_inputs=None,
                   moments: bool = False):  # exported
-    """All probe passes of one network: [(layer name, module, {stat: (sample, scale)})].
+    """All probe passes of one network: [(layer name, module, {stat: (sample,
+    scale)}, {stat: float64 moments})], the moments empty without `moments`.
 
-    With `moments` each stats dict also holds ``"moments": {stat: (4,) tensor}``.
     BN runs in batch-statistics (train) mode, as the zero-cost literature scores.
     """
     was_training = net.training
     net.train()
     try:
-        records = run_pass(net, inputs, targets, loss_fn, act_features, weight_rows, weight_cols, seed,
-                           moments=moments)
+        records, exact = run_pass(net, inputs, targets, loss_fn, act_features, weight_rows, weight_cols,
+                                  seed, moments=moments)
         if noise_pass:
             if noise_inputs is None:
                 gen = torch.Generator().manual_seed(seed + 1)
                 noise_inputs = torch.randn(inputs.shape, generator=gen).to(inputs)
-            extra = run_pass(net, noise_inputs, targets, loss_fn, act_features, weight_rows,
-                             weight_cols, seed, suffix="_n", moments=moments)
+            extra, extra_exact = run_pass(net, noise_inputs, targets, loss_fn, act_features, weight_rows,
+                                          weight_cols, seed, suffix="_n", moments=moments)
             for name, rec in extra.items():
-                extra_moments = rec.pop("moments", {})
                 records[name].update(rec)
-                if extra_moments:  # merge, not replace, the clean pass's moments
-                    records[name].setdefault("moments", {}).update(extra_moments)
+                exact[name].update(extra_exact[name])  # merge, not replace, the clean pass's moments
     finally:
         net.train(was_training)
     modules = dict(probed_layers(net))
-    return [(name, modules[name], stats) for name, stats in records.items() if "Z" in stats]
+    return [(name, modules[name], stats, exact[name]) for name, stats in records.items() if "Z" in stats]
 
 
-def probe(net, inputs, targets, cfg: ProbeConfig, loss_fn=None, noise_inputs=None):
-    """Run the probe pass(es); return a list of per-layer records.
+# ---------------------------------------------------------------- conventions of a measuring pass
+# Shared with gpproxy.baselines and gpproxy.baselines_recent; the exported
+# functions above spell them out inline, as exports carry no gpproxy helper.
 
-    Each record: {"name", "meta": {...}, "stats": {stat: (Tensor[r, c], scale)},
-    "moments": {stat: (4,) float64 tensor}} (``moments`` empty unless
-    ``cfg.moments``), with ``meta["out_numel"]`` (per-sample output size, for
-    FLOPs-like terms).
-    """
-    layers = collect_stats(net, inputs, targets, loss_fn or F.cross_entropy, cfg.act_features,
+
+def loss_or_default(loss_fn):
+    """The loss of a measuring pass: the caller's, else cross-entropy."""
+    return loss_fn or F.cross_entropy
+
+
+def logits_of(out):
+    """Logits of a forward call (NB201's original TinyNetwork returns (features, logits))."""
+    return out[-1] if isinstance(out, (tuple, list)) else out
+
+
+class TrainMode:
+    """Run a block with the net in training mode (BN batch statistics), then restore."""
+
+    def __init__(self, net):
+        self.net, self.was = net, net.training
+
+    def __enter__(self):
+        self.net.train()
+        return self.net
+
+    def __exit__(self, *exc):
+        self.net.train(self.was)
+
+
+def probe(net, inputs, targets, cfg: ProbeConfig, loss_fn=None, noise_inputs=None) -> list:
+    """Run the probe pass(es); return one ``LayerRecord`` per layer that ran:
+    samples as torch tensors, moments as float64 tensors (none unless
+    ``cfg.moments``), ``meta["out_numel"]`` the per-sample output size (for
+    FLOPs-like terms)."""
+    layers = collect_stats(net, inputs, targets, loss_or_default(loss_fn), cfg.act_features,
                            cfg.weight_rows, cfg.weight_cols, cfg.sample_seed, cfg.noise_pass,
                            noise_inputs, moments=cfg.moments)
     out = []
-    for name, module, stats in layers:
-        moments = stats.pop("moments", {})  # keep "stats" a pure {stat: (sample, scale)}
+    for name, module, stats, moments in layers:
         meta = layer_meta(module)
         meta["out_numel"] = int(stats["Z"][0].shape[1] * stats["Z"][1])
-        out.append({"name": name, "meta": meta, "stats": stats, "moments": moments})
+        out.append(LayerRecord(name, meta, stats, moments))
     return out
 
 

@@ -374,12 +374,10 @@ def compute_scores(archs: list, ds: Dataset, protocol: Protocol, proxies: list, 
 
 def _formula_scores(archs, keys, ds, protocol, formulas, store, cache_root, log) -> None:
     """Formulas through the statistics cache, exactly as the engine evaluates them."""
-    import torch
-
     from .cache import build_cache
-    from .formula import FormulaEval, stats_used
+    from .evaluator import score_on_cache
+    from .formula import stats_used
     from .pack import load_pack
-    from .statset import load_statset
 
     need = [(a, k) for a, k in zip(archs, keys)
             if any(store.get(ds.suite_name, k, f.name) is None for f in formulas)]
@@ -390,16 +388,15 @@ def _formula_scores(archs, keys, ds, protocol, formulas, store, cache_root, log)
     digest = hashlib.sha1(json.dumps(spec.to_dict(), sort_keys=True).encode()).hexdigest()[:8]
     root = Path(cache_root or "caches/score") / f"{protocol.space}-{ds.name}-{digest}"
     cache = build_cache(root, spec, [a for a, _ in need], jobs=1, log=log)
-    ev = FormulaEval(load_pack(protocol.pack))
+    pack = load_pack(protocol.pack)
     for lo in range(0, len(need), CHUNK_ARCHS):
         part = need[lo:lo + CHUNK_ARCHS]
-        stats = load_statset(cache, [a for a, _ in part], stats=used or None)
         probe_s = [_probe_seconds(cache, a) for a, _ in part]
-        for f in formulas:
-            t0 = time.perf_counter()
-            with torch.no_grad():
-                values = ev(f.tree, stats).double().cpu().numpy()
-            share = (time.perf_counter() - t0) / len(part)
+        loaded, seconds = [], {}
+        for f in formulas:  # one call each: a formula's time is its own, no subtree shared with others
+            values = score_on_cache(cache, [a for a, _ in part], {f.name: f.tree}, pack, chunk_archs=len(part),
+                                    chunks=loaded, stats=sorted(used), seconds=seconds)[f.name]
+            share = seconds[f.name] / len(part)
             for (_, key), v, ps in zip(part, values, probe_s):
                 store.put(ds.suite_name, key, f.name, v, ps + share)
         store.save(force=False)

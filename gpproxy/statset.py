@@ -12,16 +12,18 @@ ops between e.g. ``W`` and ``dW`` pair bucket by bucket.
 kernels, float64, layer order) where the cache has them; formulas use them
 for reductions applied directly to a statistic. Keys
 ``"X*Y"`` hold the moments of the element-wise product of X and Y (see
-``probe.PAIRS``), for reductions of ``mul(X, Y)``.
+``probe.PAIRS``), for reductions of the pack's product of X and Y.
 """
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 import numpy as np
 import torch
 
 from .probe import stat_family
+from .record import as_array, as_floats
 
 # Exact per-layer numbers exposed to formulas as per-layer terminals.
 LAYER_META = ("params", "fan_in", "out_channels", "out_numel")
@@ -61,40 +63,31 @@ class StatSet:
         return sum(t.numel() * t.element_size() for ts in self.stats.values() for t in ts)
 
 
-def cache_layers(cache, arch):
-    """One cached arch as [(meta, {stat: (array, scale)}, {stat: moments})]
-    (arrays are views of the file; moments are 4 floats, {} in old caches)."""
-    table, flat = cache.record(arch)
-    out = []
-    for layer in table["layers"]:
-        stats = {}
-        for stat, info in layer["stats"].items():
-            n = int(np.prod(info["shape"]))
-            stats[stat] = (flat[info["offset"]: info["offset"] + n].reshape(info["shape"]), info["scale"])
-        out.append((layer["meta"], stats, layer.get("moments", {})))
-    return out
+def layer_records(source, arch) -> list:
+    """The LayerRecords of `arch` in `source`: a Cache, or a mapping
+    {arch: [LayerRecord]} of networks probed in memory."""
+    return source[arch] if isinstance(source, Mapping) else source.layers(arch)
 
 
-def probe_layers(records):
-    """gpproxy.probe.probe() output in the form of cache_layers."""
-    return [(r["meta"], {k: (t.detach().cpu().numpy(), sc) for k, (t, sc) in r["stats"].items()},
-             {k: m.tolist() for k, m in r.get("moments", {}).items()})
-            for r in records]
+def source_archs(source) -> list:
+    """All archs of `source` (see layer_records)."""
+    return list(source) if isinstance(source, Mapping) else source.archs()
 
 
-def load_statset(cache, archs=None, stats=None, device="cpu", dtype=torch.float32) -> StatSet:
-    """Stack the cached statistics of `archs` (default: all) into a StatSet.
+def load_statset(source, archs=None, stats=None, device="cpu", dtype=torch.float32) -> StatSet:
+    """Stack the statistics of `archs` (default: all) of `source` (see
+    layer_records) into a StatSet.
 
     `stats` limits which statistics are loaded (a pack that uses only W and dW
     need not read activations). Storage fp16 is upcast once here: per-op
     upcasting on CPU made evaluation 2-3x slower.
     """
-    archs = list(cache.archs() if archs is None else archs)
-    return stack_layers(archs, (cache_layers(cache, a) for a in archs), stats, device, dtype)
+    archs = list(source_archs(source) if archs is None else archs)
+    return stack_layers(archs, (layer_records(source, a) for a in archs), stats, device, dtype)
 
 
 def stack_layers(archs, per_arch_layers, stats=None, device="cpu", dtype=torch.float32) -> StatSet:
-    """Bucket per-arch layer lists (see cache_layers / probe_layers) into a StatSet."""
+    """Bucket the LayerRecord lists of `archs` (one list per arch) into a StatSet."""
     wanted = None if stats is None else set(stats)
     per_family: dict = {}  # family -> {shape: {"ids": [], "scale": [], stat: [arrays]}}
     arch_of_layer, meta_cols = [], {m: [] for m in LAYER_META}
@@ -103,19 +96,19 @@ def stack_layers(archs, per_arch_layers, stats=None, device="cpu", dtype=torch.f
     lid = 0
     for ai, layers in enumerate(per_arch_layers):
         counts.append(len(layers))
-        for meta, layer_stats, *extra in layers:
-            layer_moments = extra[0] if extra else {}  # (meta, stats) pairs: no moments
+        for layer in layers:
             arch_of_layer.append(ai)
             for m in LAYER_META:
-                meta_cols[m].append(float(meta.get(m, 0)))
-            for stat, row in layer_moments.items():
+                meta_cols[m].append(float(layer.meta.get(m, 0)))
+            for stat, row in layer.moments.items():
                 # "X*Y" (product moments) is wanted when both X and Y are
                 if wanted is None or all(part in wanted for part in stat.split("*")):
-                    moment_rows.setdefault(stat, []).append(row)
+                    moment_rows.setdefault(stat, []).append(as_floats(row))
             seen_family = set()
-            for stat, (arr, scale) in layer_stats.items():
+            for stat, (sample, scale) in layer.stats.items():
                 if wanted is not None and stat not in wanted:
                     continue
+                arr = as_array(sample)
                 fam = stat_family(stat)
                 shape = tuple(arr.shape)
                 slot = per_family.setdefault(fam, {}).setdefault(shape, {"ids": [], "scale": []})
@@ -169,17 +162,17 @@ def stack_layers(archs, per_arch_layers, stats=None, device="cpu", dtype=torch.f
 CHUNK_BYTES = {"cpu": 8 * 2**20, "cuda": 2**30}
 
 
-def stat_bytes_per_arch(cache, arch, stats=None) -> int:
+def stat_bytes_per_arch(source, arch, stats=None) -> int:
     """float32 bytes of the largest statistic of one arch (all its layers)."""
     per_stat: dict = {}
-    for _, layer_stats, _ in cache_layers(cache, arch):
-        for stat, (arr, _) in layer_stats.items():
+    for layer in layer_records(source, arch):
+        for stat, (sample, _) in layer.stats.items():
             if stats is None or stat in stats:
-                per_stat[stat] = per_stat.get(stat, 0) + arr.size * 4
+                per_stat[stat] = per_stat.get(stat, 0) + int(np.prod(sample.shape)) * 4
     return max(per_stat.values(), default=1)
 
 
-def resolve_chunk_archs(chunk_archs, cache, archs, stats=None, device="cpu") -> int:
+def resolve_chunk_archs(chunk_archs, source, archs, stats=None, device="cpu") -> int:
     """``chunk_archs`` as a number: itself, or for "auto" the arch count whose
     largest statistic fills CHUNK_BYTES of the device."""
     if chunk_archs != "auto":
@@ -190,7 +183,7 @@ def resolve_chunk_archs(chunk_archs, cache, archs, stats=None, device="cpu") -> 
     if not archs:
         return 1
     budget = CHUNK_BYTES["cuda" if str(device).startswith("cuda") else "cpu"]
-    return max(8, min(len(archs), budget // stat_bytes_per_arch(cache, archs[0], stats)))
+    return max(8, min(len(archs), budget // stat_bytes_per_arch(source, archs[0], stats)))
 
 
 def chunk_bounds(n_archs: int, chunk: int) -> list:
@@ -207,8 +200,15 @@ def _moment_matrix(rows, device) -> torch.Tensor:
     return torch.tensor([r[:k] for r in rows], dtype=torch.float64, device=device)
 
 
-def load_chunks(cache, archs=None, stats=None, device="cpu", chunk_archs="auto"):
-    """StatSets of at most `chunk_archs` archs each (see CHUNK_BYTES for "auto")."""
-    archs = list(cache.archs() if archs is None else archs)
-    chunk = resolve_chunk_archs(chunk_archs, cache, archs, stats, device)
-    return [load_statset(cache, archs[a:b], stats, device) for a, b in chunk_bounds(len(archs), chunk)]
+def iter_chunks(source, archs=None, stats=None, device="cpu", chunk_archs="auto"):
+    """StatSets of at most `chunk_archs` archs each (see CHUNK_BYTES for
+    "auto"), loaded one at a time as the caller asks for them."""
+    archs = list(source_archs(source) if archs is None else archs)
+    chunk = resolve_chunk_archs(chunk_archs, source, archs, stats, device)
+    for a, b in chunk_bounds(len(archs), chunk):
+        yield load_statset(source, archs[a:b], stats, device)
+
+
+def load_chunks(source, archs=None, stats=None, device="cpu", chunk_archs="auto") -> list:
+    """All of iter_chunks at once (kept in memory for repeated evaluation)."""
+    return list(iter_chunks(source, archs, stats, device, chunk_archs))

@@ -18,6 +18,7 @@ PACK = Pack(
     layer_terminals=("params", "fan_in", "out_channels", "out_numel"),
     constants=(0.5, 1.0, 2.0),
     doc="weights, weight gradients, input/output activations and output gradients of one pass",
+    stat_latex={"W": "W", "dW": r"\nabla W", "A": "A", "Z": "Z", "dZ": r"\nabla Z"},
 )
 
 # ------------------------------------------------------------------ unary
@@ -99,7 +100,7 @@ def sub(x, y):
     return x - y
 
 
-@PACK.binary("mul", math="({0} ⊙ {1})", latex=r"\left({0} \odot {1}\right)")
+@PACK.binary("mul", math="({0} ⊙ {1})", latex=r"\left({0} \odot {1}\right)", product=True)
 def mul(x, y):
     return (x * y).clamp_(-1e30, 1e30)
 
@@ -203,7 +204,7 @@ def hamming(x, scale):
 # ------------------------------------------------------------------ aggregation
 
 
-@PACK.aggregate("sum_layers", math="Σ_l {0}", latex=r"\sum_{{l}} {0}")
+@PACK.aggregate("sum_layers", math="Σ_l {0}", latex=r"\sum_{{l}} {0}", additive=True)
 def sum_layers(v, seg, counts):
     return torch.zeros_like(counts).index_add(0, seg, v)
 

@@ -1,4 +1,5 @@
 """Statistics cache: resume after a kill, checksums, compatibility, CLI errors."""
+import io
 import json
 
 import numpy as np
@@ -133,3 +134,36 @@ def test_cli_corrupt_table(tmp_path, capsys):
     bad.write_bytes(b"\x1f\x8b\x08garbage")
     rc, _, err = run_cli(capsys, "cache", "--benchmark", str(bad), "--out", str(tmp_path / "c"))
     assert rc == 2 and len(err.strip().splitlines()) == 1
+
+
+def test_layer_records_round_trip_through_the_cache(tmp_path):
+    """probe -> encode -> decode gives back the same LayerRecords (float32 storage)."""
+    import torch
+
+    from gpproxy.cache import decode_record, encode_record, load_input
+    from gpproxy.probe import probe
+    from gpproxy.record import LayerRecord
+
+    spec = CacheSpec(batch=4, probe=ProbeConfig(act_features=16, weight_rows=8, weight_cols=16))
+    torch.manual_seed(0)
+    net = get_space("nb201").build(ARCHS[2], 10)
+    x, y, _ = load_input(spec)
+    records = probe(net, x, y, spec.probe)
+    assert all(isinstance(r, LayerRecord) for r in records) and records[0].moments
+    payload, table = encode_record("a", "k", records, "float32", 0.0)
+    flat = np.load(io.BytesIO(payload), allow_pickle=False)
+    back = decode_record(table, flat)
+    assert [r.name for r in back] == [r.name for r in records]
+    for r, b in zip(records, back):
+        assert b.meta == r.meta and list(b.stats) == list(r.stats) and list(b.moments) == list(r.moments)
+        for stat, (t, scale) in r.stats.items():
+            assert np.array_equal(b.stats[stat][0], t.numpy()) and b.stats[stat][1] == scale
+        for stat, m in r.moments.items():
+            assert b.moments[stat] == m.tolist()
+    # the table keeps the on-disk layout: name, meta, stats, then moments
+    assert list(table["layers"][0]) == ["name", "meta", "stats", "moments"]
+    # a StatSet stacks in-memory records and decoded ones alike
+    mem, disk = load_statset({"a": records}), load_statset({"a": back})
+    assert all(torch.equal(u, v) for s in mem.stats for u, v in zip(mem.stats[s], disk.stats[s]))
+    assert mem.moments.keys() == disk.moments.keys()
+    assert all(torch.equal(mem.moments[k], disk.moments[k]) for k in mem.moments)

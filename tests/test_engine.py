@@ -148,3 +148,40 @@ Engine(tiny_config({table!r}, {cache!r}, population=40, generations=10), sys.arg
         log = [{k: v for k, v in r.items() if k not in ("seconds", "evals_per_s")} for r in rundir.read_log(out)]
         outs.append((log, (out / "pareto.csv").read_text(), (out / "hall_of_fame.csv").read_text()))
     assert outs[0] == outs[1]
+
+
+def test_score_on_cache_is_chunking_independent_and_reports_failures(tiny_table, tiny_cache):
+    """The one chunked evaluation: any chunking gives FormulaEval's numbers on
+    the whole StatSet; kept chunks, memos, per-formula seconds and errors."""
+    import numpy as np
+    import torch
+
+    from gpproxy.cache import open_cache
+    from gpproxy.evaluator import score_on_cache
+    from gpproxy.formula import FormulaEval, parse_formula
+    from gpproxy.pack import load_pack
+    from gpproxy.statset import load_statset
+
+    cache, pack = open_cache(tiny_cache), load_pack("default")
+    archs = cache.archs()[:13]
+    formulas = ["sum_layers(l1(mul(W, dW)))", "mean_layers(hamming(A))", "sum_layers(std(normalize(Z)))"]
+    with torch.no_grad():
+        whole = {f: FormulaEval(pack)(parse_formula(f, pack), load_statset(cache, archs)).double().numpy()
+                 for f in formulas}
+    kept, memos, seconds = [], {}, {}
+    for chunk in (1, 4, 13):
+        got = score_on_cache(cache, archs, formulas, pack, chunk_archs=chunk)
+        assert all(np.array_equal(got[f], whole[f]) for f in formulas), chunk
+    got = score_on_cache(cache, archs, formulas, pack, chunk_archs=4, chunks=kept, memos=memos, seconds=seconds)
+    assert len(kept) == 4 and sorted(memos) == [0, 1, 2, 3] and set(seconds) == set(formulas)
+    again = score_on_cache(None, archs, {"snip": parse_formula(formulas[0], pack)}, pack, chunks=kept)
+    assert np.array_equal(again["snip"], whole[formulas[0]])
+    # a formula that fails on the statistics is reported, the others are scored
+    S = kept[0]
+    S.stats = {k: v for k, v in S.stats.items() if k != "Z"}
+    errors = {}
+    got = score_on_cache(None, archs, formulas, pack, chunks=kept, errors=errors)
+    assert set(errors) == {formulas[2]} and "not in this cache" in errors[formulas[2]]
+    assert set(got) == set(formulas[:2])
+    with pytest.raises(ValueError, match="not in this cache"):
+        score_on_cache(None, archs, formulas[2:], pack, chunks=kept)

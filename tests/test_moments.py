@@ -43,14 +43,14 @@ def test_moments_equal_full_tensor_sums():
     full["W"] = [module.weight.detach().clone()]
     x, y, _ = load_input(SPEC)
     cfg = ProbeConfig(act_features=16, weight_rows=8, weight_cols=16, noise_pass=True)
-    layer = next(r for r in probe(net, x, y, cfg) if r["name"] == name)
+    layer = next(r for r in probe(net, x, y, cfg) if r.name == name)
     # the noise pass merges, not replaces; plus the products W*dW, Z*dZ, Z_n*dZ_n, W*dW_n
-    assert set(layer["moments"]) == set(cfg.stat_names()) | set(cfg.pair_names())
+    assert set(layer.moments) == set(cfg.stat_names()) | set(cfg.pair_names())
     assert len(cfg.pair_names()) == 4
-    assert set(layer["stats"]) == set(cfg.stat_names())  # "stats" stays {stat: (sample, scale)}
+    assert set(layer.stats) == set(cfg.stat_names())  # LayerRecord.stats: {stat: (sample, scale)} only
     for stat, tensors in full.items():
         for suffix, t in zip(("", "_n"), tensors):
-            got, want = layer["moments"][stat + suffix], _expected(t)
+            got, want = layer.moments[stat + suffix], _expected(t)
             # activations append [logdet, hamming] of the full tensor (kernel_moments)
             assert got.dtype == torch.float64 and got.shape == ((4,) if stat in ("W", "dW") else (6,))
             if stat not in ("W", "dW"):
@@ -63,11 +63,11 @@ def test_moments_equal_full_tensor_sums():
     products = {"W*dW": full["W"][0] * full["dW"][0], "W*dW_n": full["W"][0] * full["dW"][1],
                 "Z*dZ": full["Z"][0] * full["dZ"][0], "Z_n*dZ_n": full["Z"][1] * full["dZ"][1]}
     for key, t in products.items():
-        got, want = layer["moments"][key], _expected(t.double())
+        got, want = layer.moments[key], _expected(t.double())
         assert got.dtype == torch.float64 and got.shape == (4,)
         assert torch.allclose(got[1:], want[1:], rtol=1e-5, atol=0), key
         assert abs(got[0] - want[0]) <= 1e-5 * want[1], key
-    assert layer["moments"]["Z"][3] > layer["stats"]["Z"][0].numel()  # full, not the sample
+    assert layer.moments["Z"][3] > layer.stats["Z"][0].numel()  # full, not the sample
 
 
 def test_moments_off():
@@ -75,7 +75,7 @@ def test_moments_off():
     net = get_space("nb201").build(ARCHS[0], 10)
     x, y, _ = load_input(SPEC)
     cfg = ProbeConfig(act_features=16, weight_rows=8, weight_cols=16, moments=False)
-    assert all(r["moments"] == {} for r in probe(net, x, y, cfg))
+    assert all(r.moments == {} for r in probe(net, x, y, cfg))
 
 
 @pytest.fixture(scope="module")

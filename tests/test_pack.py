@@ -65,3 +65,64 @@ def test_user_pack_from_file(tmp_path):
 def test_unknown_pack():
     with pytest.raises(GpproxyError, match="unknown primitive pack 'nope'.*default"):
         load_pack("nope")
+
+
+def _roles_pack(product=True, additive=True):
+    """A user pack whose product and layer sum are not called mul / sum_layers."""
+    pack = Pack("roles", stats={"P": Weight, "Q": Weight}, layer_terminals=(),
+                stat_latex={"Q": r"\partial P"}, stat_math={"Q": "∂P"})
+    pack.binary("times", product=product)(lambda x, y: x * y)
+    pack.binary("plus")(lambda x, y: x + y)
+
+    def exact_total(m):
+        return m[:, 0]
+
+    pack.reduce("total", exact=exact_total)(lambda x, scale: x.sum(dim=(1, 2)) * scale)
+    pack.aggregate("layers_total", additive=additive)(
+        lambda v, seg, counts: torch.zeros_like(counts).index_add(0, seg, v))
+    return pack
+
+
+def test_roles_are_read_from_the_pack_not_from_names():
+    from gpproxy.formula import exact_stat, parse_formula, to_math
+
+    pack = _roles_pack()
+    # exact product moments follow the declared product, whatever it is called
+    tree = parse_formula("layers_total(total(times(P, Q)))", pack)
+    assert exact_stat(tree, 1, pack) is None  # P*Q is no probe pair: the sample
+    pack.stats = {"W": Weight, "dW": Weight}
+    tree = parse_formula("layers_total(total(times(W, dW)))", pack)
+    assert exact_stat(tree, 1, pack) == "W*dW"
+    assert exact_stat(parse_formula("layers_total(total(plus(W, dW)))", pack), 1, pack) is None
+    assert not _roles_pack(product=False).prims["times"].product
+    pack = _roles_pack()
+    tree = parse_formula("layers_total(total(times(P, Q)))", pack)
+    assert "∂P" in to_math(tree, pack) and r"\partial P" in to_math(tree, pack, latex=True)
+    assert to_math(tree, pack, latex=True) == (r"\operatorname{layers\_total}(\operatorname{total}("
+                                               r"times(\mathrm{P}, \partial P)))")  # undeclared: \mathrm
+
+
+def test_false_role_declarations_are_rejected():
+    pack = Pack("bad", stats={"W": Weight})
+    with pytest.raises(GpproxyError, match="declared product=True"):
+        pack.binary("plus", product=True)(lambda x, y: x + y)
+    with pytest.raises(GpproxyError, match="declared additive=True"):
+        pack.aggregate("mean_l", additive=True)(
+            lambda v, seg, counts: torch.zeros_like(counts).index_add(0, seg, v) / counts)
+
+
+def test_default_pack_declares_its_roles():
+    pack = load_pack("default")
+    assert [n for n, p in pack.prims.items() if p.product] == ["mul"]
+    assert [n for n, p in pack.prims.items() if p.additive] == ["sum_layers"]
+
+
+def test_restrict_keeps_roles_and_drops_seeds_that_no_longer_parse():
+    from gpproxy.formula import restrict
+
+    small = restrict(load_pack("default"), "wg", stats=("W", "dW"))
+    assert set(small.stats) == {"W", "dW"} and small.prims["mul"].product
+    assert "snip" in small.seeds and "nwot_layerwise" not in small.seeds
+    assert small.symbol("dW", latex=True) == r"\nabla W"
+    with pytest.raises(GpproxyError, match="no primitive"):
+        restrict(load_pack("default"), "x", drop=("nope",))

@@ -1,4 +1,5 @@
 """Ablation vocabulary: the default pack with activation statistics only (A, Z, dZ)."""
+from gpproxy.formula import restrict
 from primitives.default import PACK as DEFAULT
 
-PACK = DEFAULT.restricted("activations_only", stats=("A", "Z", "dZ"))
+PACK = restrict(DEFAULT, "activations_only", stats=("A", "Z", "dZ"))

@@ -1,4 +1,5 @@
 """Ablation vocabulary: the default pack without gradients (W, A, Z only)."""
+from gpproxy.formula import restrict
 from primitives.default import PACK as DEFAULT
 
-PACK = DEFAULT.restricted("no_gradients", stats=("W", "A", "Z"))
+PACK = restrict(DEFAULT, "no_gradients", stats=("W", "A", "Z"))

@@ -1,4 +1,5 @@
 """Ablation vocabulary: the default pack with weights and weight gradients only."""
+from gpproxy.formula import restrict
 from primitives.default import PACK as DEFAULT
 
-PACK = DEFAULT.restricted("weights_grads", stats=("W", "dW"))
+PACK = restrict(DEFAULT, "weights_grads", stats=("W", "dW"))
