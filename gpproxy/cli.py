@@ -92,26 +92,24 @@ def cmd_describe(args) -> int:
 
 
 def cmd_evolve(args) -> int:
-    from .config import load_config
-    from .engine import Engine
+    from .api import evolve
 
-    cfg = load_config(args.config)
+    overrides = {}
     if args.device:
-        cfg.device = args.device
+        overrides["device"] = args.device
     if args.generations is not None:
-        cfg.search.generations = args.generations
-    out = Path(args.out) if args.out else Path("runs") / cfg.name
-    summary = Engine(cfg, out).run()
-    print_summary(summary)
+        overrides["search.generations"] = args.generations
+    run = evolve(args.config, out=args.out, **overrides)
+    print_summary(run.summary)
     return 0
 
 
 def cmd_resume(args) -> int:
-    from .engine import Engine, load_run_config
+    from .api import evolve
+    from .run import Run
 
-    cfg = load_run_config(args.run)
-    summary = Engine(cfg, args.run).run()
-    print_summary(summary)
+    run = Run.open(args.run)
+    print_summary(evolve(run.config, out=run.root).summary)
     return 0
 
 
@@ -140,15 +138,48 @@ def print_summary(summary: dict) -> None:
 
 
 def cmd_inspect(args) -> int:
-    from .inspect_run import inspect_run
+    from . import plots
+    from .run import Run
 
-    return inspect_run(args)
+    run = Run.open(args.run)
+    cfg, front = run.config, run.front
+    if args.json:
+        print(json.dumps({"run": str(run.root), "correlation": cfg.fitness.correlation,
+                          "selection_rule": run.selection_rule, "select_tolerance": cfg.search.select_tolerance,
+                          "generations_done": run.generations_done, "finished": run.finished,
+                          "front": [c.to_dict() for c in front]}, indent=1))
+    else:
+        print(f"run {run.root}: {run.generations_done}/{cfg.search.generations} generations, "
+              f"fitness = {cfg.fitness.correlation} on search archs")
+        print(f"selected (*): {run.selection_rule}")
+        tasks = [t.name for t in cfg.tasks]
+        print(f"{'':1} {'rank':>4} {'size':>4} {'fitness':>8} "
+              + " ".join(f"{t + ' τ_ho':>14}" for t in tasks) + "  formula")
+        for c in front:
+            held = " ".join(f"{c.heldout[t]['kendall']:>14.4f}" if "kendall" in c.heldout.get(t, {})
+                            else f"{'-':>14}" for t in tasks)
+            print(f"{'*' if c.selected else ' '} {c.rank:>4} {c.size:>4} {c.fitness:>+8.4f} {held}  "
+                  f"{c.math or c.formula}")
+    for kind, path in (("progress", args.plot), ("scatter", args.scatter), ("front", args.front_plot)):
+        if path:
+            print(f"wrote {getattr(plots, kind)(run, path)}")
+    return 0
 
 
 def cmd_export(args) -> int:
-    from .export import export_cli
+    from .export import export_formula
+    from .run import Run
 
-    return export_cli(args)
+    if args.formula is not None:
+        if args.run or args.rank is not None:
+            raise GpproxyError("--formula exports a formula on its own: give no run directory and no --rank")
+        out = export_formula(args.formula, args.output, args.pack)
+    elif args.run:
+        out = Run.open(args.run).export(args.output, rank=args.rank)
+    else:
+        raise GpproxyError("give a run directory or --formula")
+    print(f"wrote {out}")
+    return 0
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -200,13 +231,14 @@ def build_parser() -> argparse.ArgumentParser:
     i.add_argument("--json", action="store_true")
     i.add_argument("--plot", default=None, help="write fitness-over-generations PNG here")
     i.add_argument("--scatter", default=None, help="write score-vs-accuracy PNG of the selected formula")
+    i.add_argument("--front-plot", default=None, help="write the Pareto front (fitness vs. size) PNG here")
     i.set_defaults(fn=cmd_inspect)
 
     x = sub.add_parser("export", help="write a standalone torch module for a formula")
     x.add_argument("run", nargs="?", default=None)
     x.add_argument("--rank", type=int, default=None, help="row of pareto.csv (default: the selected one)")
     x.add_argument("--formula", default=None)
-    x.add_argument("--pack", default="default")
+    x.add_argument("--pack", default="default", help="primitive pack of --formula (a run uses its own)")
     x.add_argument("-o", "--output", required=True)
     x.set_defaults(fn=cmd_export)
 

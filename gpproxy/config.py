@@ -74,7 +74,11 @@ class FitnessConfig:
 
 
 @dataclass
-class RunConfig:
+class Config:
+    """A run's whole configuration (``gpproxy.Config``). Build one with
+    :func:`as_config`; derive variants with :meth:`override`, never by
+    assigning to a validated config's fields."""
+
     name: str = "run"
     seed: int = 0
     device: str = "auto"
@@ -85,7 +89,32 @@ class RunConfig:
     def to_dict(self) -> dict:
         return asdict(self)
 
-    def validate(self) -> "RunConfig":
+    def override(self, **changes) -> "Config":
+        """A new, re-validated config with ``changes`` applied; ``self`` is untouched.
+
+        Keys are top-level fields (``device="cpu"``) or dotted paths into a
+        section or every task (``**{"search.generations": 3, "task.cache": "c"}``).
+        """
+        data = self.to_dict()
+        data["task"] = data.pop("tasks")
+        for key, value in changes.items():
+            section, _, field_name = key.rpartition(".")
+            if not section:
+                if key in ("search", "fitness", "tasks", "task"):
+                    raise GpproxyError(f"override {key!r}: give single fields, e.g. {key}.population")
+                targets = [data]
+            elif section in ("search", "fitness"):
+                targets = [data[section]]
+            elif section in ("task", "tasks"):
+                targets = data["task"]
+            else:
+                raise GpproxyError(f"override {key!r}: unknown section {section!r}; use search.*, fitness.* "
+                                   f"or task.*")
+            for t in targets:
+                t[field_name] = value
+        return config_from_dict(data)
+
+    def validate(self) -> "Config":
         if self.fitness.correlation not in CORRELATIONS:
             raise GpproxyError(f"fitness.correlation must be one of {', '.join(CORRELATIONS)}, "
                                f"not {self.fitness.correlation!r}")
@@ -120,7 +149,10 @@ def _fill(cls, data: dict, where: str):
     return cls(**data)
 
 
-def config_from_dict(data: dict) -> RunConfig:
+RunConfig = Config  # the name the engine and older code use
+
+
+def config_from_dict(data: dict) -> Config:
     data = dict(data)
     search = _fill(SearchConfig, data.pop("search", {}), "[search]")
     fitness = _fill(FitnessConfig, data.pop("fitness", {}), "[fitness]")
@@ -128,12 +160,24 @@ def config_from_dict(data: dict) -> RunConfig:
     if raw_tasks is None:
         raw_tasks = data.pop("tasks", [{}])
     tasks = [_fill(TaskConfig, t, f"[[task]] #{i + 1}") for i, t in enumerate(raw_tasks)]
-    run = _fill(RunConfig, data, "the top level")
+    run = _fill(Config, data, "the top level")
     run.search, run.fitness, run.tasks = search, fitness, tasks
     return run.validate()
 
 
-def load_config(path) -> RunConfig:
+def as_config(config) -> Config:
+    """A validated :class:`Config` from a TOML/JSON path, a dict (the TOML's
+    structure) or a Config (re-validated, returned as a copy)."""
+    if isinstance(config, Config):
+        return config.override()
+    if isinstance(config, dict):
+        return config_from_dict(config)
+    if isinstance(config, (str, Path)):
+        return load_config(config)
+    raise GpproxyError(f"a config is a TOML path, a dict or a gpproxy.Config, not {type(config).__name__}")
+
+
+def load_config(path) -> Config:
     path = Path(path)
     try:
         if path.suffix == ".json":

@@ -20,12 +20,13 @@ import torch
 from deap import base, gp, tools
 
 from . import rundir
-from .config import RunConfig, config_from_dict
+from .config import RunConfig
 from .errors import GpproxyError
 from .evaluator import EvalSpec, TaskEval, context_for, make_evaluator
 from .fitness import INVALID, draw_subsets, score_report
 from .formula import parse_formula, to_math
 from .pack import Net, load_pack
+from .selection import select, selection_rule
 from .tasks import prepare_task
 
 
@@ -98,14 +99,6 @@ def hall_of_fame(memo: dict, k: int) -> list:
     valid = [(res["fitness"], -res["size"], f) for f, res in memo.items() if res["valid"]]
     valid.sort(key=lambda t: (-t[0], -t[1], t[2]))
     return [{"formula": f, "size": -s, "fitness": fit} for fit, s, f in valid[:k]]
-
-
-def select(front: list, tolerance: float) -> dict | None:
-    """The stated rule: the smallest front member within `tolerance` of the best fitness."""
-    if not front:
-        return None
-    best = max(r["fitness"] for r in front)
-    return min((r for r in front if r["fitness"] >= best - tolerance), key=lambda r: r["size"])
 
 
 class HeldoutScorer:
@@ -239,7 +232,7 @@ class Engine:
         self.root.mkdir(parents=True, exist_ok=True)
         state = rundir.load_checkpoint(self.root)
         if state is not None:
-            old = config_from_dict_safe(self.root)
+            old = rundir.read_config(self.root)
             if old is not None and old.to_dict() != c.to_dict():
                 raise GpproxyError(f"{self.root} holds a run with a different config; resume it with "
                                    f"`gpproxy resume {self.root}` or choose another --out")
@@ -356,8 +349,7 @@ class Engine:
         front = pareto_front(memo)
         chosen = select(front, self.config.search.select_tolerance)
         summary = {"run": str(self.root), "selected": chosen, "front": front,
-                   "rule": f"smallest front formula within {self.config.search.select_tolerance} "
-                           f"of the best search fitness"}
+                   "rule": selection_rule(self.config.search.select_tolerance)}
         if chosen:
             names = dict(self.pack.seeds)
             formulas = [chosen["formula"]] + list(names.values())
@@ -366,23 +358,3 @@ class Engine:
             summary["heldout_baselines"] = {n: rep[f] for n, f in names.items()}
         rundir.atomic_write_json(self.root / "summary.json", summary)
         return summary
-
-
-def config_from_dict_safe(root: Path):
-    """The run's frozen config.json, or None if there is none."""
-    import json
-
-    path = root / "config.json"
-    if not path.exists():
-        return None
-    try:
-        return config_from_dict(json.loads(path.read_text()))
-    except ValueError as e:
-        raise GpproxyError(f"{path} is not valid JSON ({e})") from None
-
-
-def load_run_config(root) -> RunConfig:
-    cfg = config_from_dict_safe(Path(root))
-    if cfg is None:
-        raise GpproxyError(f"{root} has no config.json: not a gpproxy run directory")
-    return cfg

@@ -20,7 +20,8 @@ from pathlib import Path
 
 from deap import gp
 
-from . import __version__, probe
+from . import probe
+from .version import __version__
 from .errors import GpproxyError
 from .formula import exact_stat, parse_formula, stats_used, to_math
 from .pack import FAMILY_OF_TYPE, MATRIX, Layer, Net, load_pack
@@ -264,46 +265,3 @@ def export_formula(formula: str, output, pack_name: str = "default", probe_cfg: 
     output.parent.mkdir(parents=True, exist_ok=True)
     output.write_text(text)
     return output
-
-
-def _task_probe(task) -> ProbeConfig:
-    """The probe config of the cache a task reads: an existing cache's own one
-    (a cache from before moments has none, and the run scored without them)."""
-    from .cache import open_cache
-    from .tasks import cache_dir, cache_spec
-
-    root = cache_dir(task)
-    if (root / "cache.json").exists():
-        return open_cache(root).spec.probe
-    return cache_spec(task).probe
-
-
-def export_cli(args) -> int:
-    from .engine import load_run_config
-    from .rundir import read_csv
-
-    probe_cfg, provenance, pack = None, "", args.pack
-    formula = args.formula
-    if args.run:
-        cfg = load_run_config(args.run)
-        pack = cfg.search.pack
-        probe_cfg = _task_probe(cfg.tasks[0])
-        rows = read_csv(Path(args.run) / "pareto.csv")
-        if not rows:
-            raise GpproxyError(f"{args.run}/pareto.csv is empty: the run found no valid formula")
-        if formula is None:
-            if args.rank is not None:
-                if not 0 <= args.rank < len(rows):
-                    raise GpproxyError(f"--rank {args.rank}: pareto.csv has ranks 0..{len(rows) - 1}")
-                row = rows[args.rank]
-            else:
-                row = next((r for r in rows if r["selected"] == "1"), rows[-1])
-            formula = row["formula"]
-            held = {k: v for k, v in row.items() if "heldout" in k and v}
-            provenance = (f"\nFound by run {args.run} (config {cfg.name!r}); search fitness "
-                          f"({cfg.fitness.correlation}) {row['fitness']}; held-out: {held or 'n/a'}.\n")
-    if formula is None:
-        raise GpproxyError("give a run directory or --formula")
-    out = export_formula(formula, args.output, pack, probe_cfg, provenance)
-    print(f"wrote {out}")
-    return 0

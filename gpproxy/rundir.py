@@ -17,11 +17,23 @@ import json
 import pickle
 from pathlib import Path
 
+from .config import config_from_dict
 from .errors import DataError
 from .fileio import atomic_write_bytes, atomic_write_json, atomic_write_text
 
 CHECKPOINT = "checkpoint.pkl"
 CHECKPOINT_VERSION = 1
+
+
+def read_config(root: Path):
+    """The run's frozen ``config.json`` as a validated Config, or None if there is none."""
+    path = Path(root) / "config.json"
+    if not path.exists():
+        return None
+    try:
+        return config_from_dict(json.loads(path.read_text()))
+    except ValueError as e:
+        raise DataError(f"{path} is not valid JSON ({e})") from None
 
 
 def write_config(root: Path, config_dict: dict) -> None:

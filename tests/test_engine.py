@@ -107,7 +107,8 @@ def test_inspect_table_and_json(tiny_table, tiny_cache, tmp_path, capsys):
     assert main(["inspect", str(root), "--json"]) == 0
     data = json.loads(capsys.readouterr().out)
     assert sum(r["selected"] for r in data["front"]) == 1
-    assert all(r["t:heldout_kendall"] is not None for r in data["front"])
+    assert all(-1 <= r["heldout"]["t"]["kendall"] <= 1 for r in data["front"])
+    assert data["finished"] and data["generations_done"] == 1
     assert main(["inspect", str(tmp_path / "nope")]) == 2
 
 
@@ -118,8 +119,9 @@ def test_inspect_plots(tiny_table, tiny_cache, tmp_path, capsys):
     root = tmp_path / "r"
     Engine(tiny_config(tiny_table, tiny_cache, generations=1), root, log=lambda m: None).run()
     assert main(["inspect", str(root), "--plot", str(tmp_path / "f.png"),
-                 "--scatter", str(tmp_path / "s.png")]) == 0
-    assert (tmp_path / "f.png").stat().st_size > 1000 and (tmp_path / "s.png").stat().st_size > 1000
+                 "--scatter", str(tmp_path / "s.png"), "--front-plot", str(tmp_path / "p.png")]) == 0
+    for name in ("f.png", "s.png", "p.png"):
+        assert (tmp_path / name).stat().st_size > 1000
 
 
 def test_same_seed_same_run_in_another_process(tiny_table, tiny_cache, tmp_path):

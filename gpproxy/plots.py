@@ -1,0 +1,76 @@
+"""Pictures of a run (matplotlib, headless): search progress, the Pareto
+front, and the selected formula's scores against held-out accuracies."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from .errors import GpproxyError
+
+
+def _pyplot():
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        raise GpproxyError("plots need matplotlib: pip install 'gpproxy[plot]'") from None
+    return plt
+
+
+def _save(fig, path) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    _pyplot().close(fig)
+    return path
+
+
+def progress(run, path) -> Path:
+    """Best and median search fitness per generation."""
+    plt = _pyplot()
+    log = run.log
+    if not log:
+        raise GpproxyError(f"{run.root} has no finished generation to plot")
+    g = [r["generation"] for r in log]
+    fig, ax = plt.subplots(figsize=(6, 3.5))
+    ax.plot(g, [r["best"] for r in log], label="best")
+    ax.plot(g, [r["median"] if r["median"] is not None else float("nan") for r in log], label="median")
+    ax.set_xlabel("generation")
+    ax.set_ylabel(f"search fitness ({run.config.fitness.correlation})")
+    ax.legend()
+    return _save(fig, path)
+
+
+def front(run, path) -> Path:
+    """Search fitness against formula size; the selected formula marked."""
+    plt = _pyplot()
+    rows = run.front
+    if not rows:
+        raise GpproxyError(f"{run.root}/pareto.csv is empty: nothing to plot")
+    fig, ax = plt.subplots(figsize=(6, 3.5))
+    ax.step([r.size for r in rows], [r.fitness for r in rows], where="post", color="0.6")
+    ax.scatter([r.size for r in rows], [r.fitness for r in rows], s=18, label="Pareto front")
+    chosen = [r for r in rows if r.selected]
+    if chosen:
+        ax.scatter([chosen[0].size], [chosen[0].fitness], s=80, facecolors="none", edgecolors="red",
+                   label="selected")
+    ax.set_xlabel("formula size (nodes)")
+    ax.set_ylabel(f"search fitness ({run.config.fitness.correlation})")
+    ax.legend(loc="lower right")
+    return _save(fig, path)
+
+
+def scatter(run, path, task: int = 0) -> Path:
+    """The selected formula's score against accuracy on the held-out archs of one task."""
+    plt = _pyplot()
+    chosen = run.candidate()
+    scores, acc = run.heldout_scores(chosen.formula, task)
+    fig, ax = plt.subplots(figsize=(5, 4))
+    ax.scatter(scores, acc, s=6, alpha=0.6)
+    ax.set_xlabel("proxy score")
+    ax.set_ylabel(f"accuracy, {run.config.tasks[task].name} (held-out archs)")
+    title = chosen.formula if len(chosen.formula) < 60 else chosen.formula[:57] + "..."
+    ax.set_title(title, fontsize=8)
+    return _save(fig, path)
