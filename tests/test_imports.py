@@ -126,8 +126,9 @@ def test_graph_sees_function_level_and_relative_imports():
     # cache.build_one imports probe_arch inside the function
     assert "gpproxy.probe" in graph["gpproxy.cache"]
     assert "gpproxy.errors" in graph["gpproxy.cache"]
-    # `from . import __version__, probe`: a submodule, and a name of the package itself
-    assert {"gpproxy.probe", "gpproxy"} <= graph["gpproxy.export"]
+    # `from . import probe` names a submodule; `from .version import __version__` a module's name
+    assert {"gpproxy.probe", "gpproxy.version"} <= graph["gpproxy.export"]
+    assert {"gpproxy.api", "gpproxy.run", "gpproxy.config"} <= graph["gpproxy"]
     assert "gpproxy.spaces._common" in graph["gpproxy.spaces.nds"]  # relative inside a subpackage
 
 
