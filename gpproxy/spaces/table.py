@@ -212,8 +212,10 @@ def _csv_space(path: Path, header: list[str], space):
     for candidate in builtin_spaces():
         if candidate.arch_columns != ("arch",) and any(c in header for c in candidate.arch_columns):
             return candidate
-    raise DataError(f"{path}: cannot tell the search space from the columns ({', '.join(header)}); "
-                    "name it (--space NAME_OR_FILE.py, or space = ... in the [[task]])")
+    known = "; ".join(f"{s.name}: " + " or ".join(repr(c) for c in s.arch_columns) for s in builtin_spaces())
+    raise DataError(f"{path}: no arch column; need one of a built-in space's ({known}), or 'arch' with its "
+                    f"space named (--space NAME_OR_FILE.py, or space = ... in the [[task]]); "
+                    f"found: {', '.join(header)}")
 
 
 def _preferred(space, columns) -> str | None:

@@ -274,12 +274,12 @@ def _load_tnb101_json(path: Path, data, space: str | None, task: str | None) -> 
                     if "score" not in value:
                         raise DataError(f"{where}: proxy {key!r} has no 'score'")
                     value = value["score"]
-                number = number(value)
-                if number is None:
+                num = number(value)
+                if num is None:
                     if key == "val_accuracy":
                         raise DataError(f"{where}: 'val_accuracy' is not a number ({value!r})")
                     continue
-                cells.setdefault(f"{t}.{key}", {})[row] = number
+                cells.setdefault(f"{t}.{key}", {})[row] = num
     if not archs:
         raise DataError(f"{path}: no archs for tasks {', '.join(tasks)}")
     columns = {}
