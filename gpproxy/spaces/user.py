@@ -10,7 +10,7 @@ and optionally::
     def canonical(arch: str) -> str   # one string per arch (default: the text stripped)
     NUM_CLASSES = 10                  # the net head of `gpproxy score` / `bench` / `describe`
     RESOLUTION = 32                   # their input side in pixels
-    NORMALISATION = "cifar10"         # mean/std for real images: cifar10 | cifar100 | imagenet16 | imagenet | none
+    NORMALISATION = "cifar10"         # mean/std for real images: cifar10 | cifar100 | imagenet16 | none
     ARCH_COLUMNS = ("arch",)          # CSV columns that may hold the archs, preferred first
 
 The file is imported once per process under a module name derived from its
@@ -39,6 +39,15 @@ class SpaceBuildError(ArchError):
     def __init__(self, message: str, arch: str | None = None):
         super().__init__(message)
         self.arch = arch
+
+
+def _known_normalisation(name: str) -> str | None:
+    from ..inputs import _normalisation
+
+    try:
+        return _normalisation(name)
+    except GpproxyError:
+        return None
 
 
 def is_space_file(name: str) -> bool:
@@ -83,8 +92,9 @@ class UserSpace(Space):
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise GpproxyError(f"space file {path}: {what} must be a positive integer, got {show(value)}")
         norm = getattr(m, "NORMALISATION", "cifar10")
-        if not isinstance(norm, str):
-            raise GpproxyError(f"space file {path}: NORMALISATION must be a name, got {show(norm)}")
+        if not isinstance(norm, str) or _known_normalisation(norm) is None:
+            raise GpproxyError(f"space file {path}: NORMALISATION must be one of cifar10, cifar100, imagenet16, "
+                               f"none; got {show(norm)}")
         self._datasets = {"default": Dataset("default", "default", "", n, res,
                                              "the benchmark's default target column", normalisation=norm)}
         self._known: set | None = None
