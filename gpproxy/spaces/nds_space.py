@@ -4,7 +4,6 @@ of NDS sweep summaries (``nds:PATH[:first=N][:space=NAME]`` or an NDS ``.json``)
 """
 from __future__ import annotations
 
-import math
 from pathlib import Path
 
 import numpy as np

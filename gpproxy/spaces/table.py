@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import ArchError, DataError, GpproxyError
+from ..errors import DataError, GpproxyError
 
 # First present wins.  cifar10valid_valid is what EZNAS scores NB201 against
 # (see shared/data/SOURCES.md, "Which target matches EZNAS").
