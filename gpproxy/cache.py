@@ -73,11 +73,12 @@ def _with_old_defaults(spec: dict) -> dict:
 
 
 def _normalisation(spec: CacheSpec) -> str:
-    if spec.num_classes == 120:
-        return "imagenet16"
-    if spec.input.startswith("cifar100") or spec.num_classes == 100:
-        return "cifar100"
-    return "cifar10"
+    """Mean/std for real images: the space's, for nets with ``spec.num_classes``
+    outputs; CIFAR-100 images take CIFAR-100's in place of CIFAR-10's."""
+    from .spaces import get_space
+
+    norm = get_space(spec.space).normalisation_for(spec.num_classes)
+    return "cifar100" if norm == "cifar10" and spec.input.startswith("cifar100") else norm
 
 
 def load_input(spec: CacheSpec):
@@ -294,6 +295,11 @@ def build_cache(root, spec: CacheSpec, archs: list, jobs: int = 1, device: str =
         _check_compatible(root, manifest, spec)
     else:
         manifest = {"version": CACHE_VERSION, "spec": spec.to_dict(), "archs": [], "keys": {}}
+    space_file = space.fingerprint()  # a user space file: its statistics stay with its sha256
+    if space_file and manifest.setdefault("space_file", space_file)["sha256"] != space_file["sha256"]:
+        raise GpproxyError(f"cache {root} was built from another version of {spec.space} (sha256 "
+                           f"{manifest['space_file']['sha256'][:12]}, now {space_file['sha256'][:12]}); "
+                           "use another --out (numbers made differently must not be mixed)")
     x, y, input_info = load_input(spec)
     manifest["input_info"] = input_info
     if benchmark:

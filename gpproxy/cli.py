@@ -36,14 +36,15 @@ def cmd_cache(args) -> int:
     import numpy as np
 
     from .benchmarks import default_target, load_benchmark
-    from .cache import CacheSpec, build_cache
+    from .cache import CacheSpec
     from .probe import ProbeConfig
     from .spaces import get_space
+    from .tasks import build_task_cache
 
-    bench = load_benchmark(args.benchmark)
+    space = get_space(args.space)
+    bench = load_benchmark(args.benchmark, space=space)
     target = args.target or default_target(bench)
     acc = bench.accuracy(target)  # fails early on an unknown column
-    space = get_space(args.space)
     archs = [space.canonical(a) for a in _archs_arg(args.archs, bench.archs, args.seed)]
     lookup = {space.canonical(a): float(v) for a, v in zip(bench.archs, acc) if np.isfinite(v)}
     missing = [a for a in archs if a not in lookup]
@@ -64,9 +65,9 @@ def cmd_cache(args) -> int:
             raise GpproxyError("--dask needs dask.distributed: pip install 'gpproxy[dask]'") from None
         client = Client(args.dask)
     try:
-        cache = build_cache(args.out, spec, archs, jobs=args.jobs, device=resolve_device(args.device),
-                            benchmark=args.benchmark, target=target, targets=lookup,
-                            backend="dask" if client else "loky")
+        cache = build_task_cache(args.out, spec, archs, bench, jobs=args.jobs, device=resolve_device(args.device),
+                                 benchmark=args.benchmark, target=target, targets=lookup,
+                                 backend="dask" if client else "loky")
     finally:
         if client is not None:
             client.close()
@@ -187,8 +188,9 @@ def build_parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True)
 
     c = sub.add_parser("cache", help="build (or complete) a statistics cache")
-    c.add_argument("--space", default="nb201")
-    c.add_argument("--benchmark", default="analog-nasbench", help="analog-nasbench | CSV path | NATS path")
+    c.add_argument("--space", default="nb201", help="a built-in space name or a user space .py file")
+    c.add_argument("--benchmark", default="analog-nasbench",
+                   help="analog-nasbench | CSV/JSON path (archs of --space) | NATS path | nds:PATH | tnb101:PATH")
     c.add_argument("--target", default="", help="target column (default: the benchmark's default)")
     c.add_argument("--archs", default="100", help="N (random) | all | FILE")
     c.add_argument("--seed", type=int, default=0)
@@ -209,7 +211,7 @@ def build_parser() -> argparse.ArgumentParser:
     c.set_defaults(fn=cmd_cache)
 
     d = sub.add_parser("describe", help="layers, params and FLOPs of one arch")
-    d.add_argument("space")
+    d.add_argument("space", help="a built-in space name or a user space .py file")
     d.add_argument("arch")
     d.add_argument("--num-classes", type=int, default=10)
     d.add_argument("--json", action="store_true")

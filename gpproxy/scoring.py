@@ -38,6 +38,8 @@ import numpy as np
 
 from .errors import DataError, FormulaError, GpproxyError
 from .fileio import atomic_write_json, atomic_write_text
+from .spaces.base import Dataset
+from .spaces.nb201_space import DATASETS  # noqa: F401  (NB201's datasets, for callers that name them)
 
 ANALOG = "analog-nasbench"
 CHUNK_ARCHS = 100  # formula evaluation chunk (bounds intermediate memory)
@@ -47,58 +49,11 @@ SAVE_EVERY_S = 60.0
 NCHW_BASELINES = frozenset({"grasp"})
 
 
-@dataclass(frozen=True)
-class Dataset:
-    """One dataset of a space: which net head, which input size, which ground truth."""
-
-    name: str
-    suite_name: str  # NAS-Bench-Suite-Zero's dataset key
-    target: str  # default column of the benchmark table
-    num_classes: int
-    resolution: int  # the benchmark's native input size (Protocol.resolution overrides it)
-    label: str  # what the default column is
-    alt_targets: tuple = ()  # other default columns (another file kind), first present wins
-    images: str = ""  # what the benchmark's nets were trained on
-
-
-DATASETS = {
-    "cifar10": Dataset("cifar10", "cifar10", "cifar10valid_valid", 10, 32,
-                       "CIFAR-10 (cifar10-valid x-valid, 200 ep, seed mean)"),
-    "cifar100": Dataset("cifar100", "cifar100", "cifar100_test", 100, 32,
-                        "CIFAR-100 (x-test, 200 ep, seed mean)"),
-    "imagenet16_120": Dataset("imagenet16_120", "ImageNet16-120", "imagenet16_120_test", 120, 16,
-                              "ImageNet16-120 (x-test, 200 ep, seed mean)"),
-}
-
-# NDS sweeps: one dataset per space; `final` = 100 - test_ep_top1[-1] (EZNAS, NASWOT), `best` also loaded.
-NDS_DATASETS = {
-    "cifar10": Dataset("cifar10", "cifar10", "final", 10, 32,
-                       "CIFAR-10 test top-1 % after the last epoch, 100 - test_ep_top1[-1]",
-                       images="32x32 CIFAR-10 images"),
-    "imagenet": Dataset("imagenet", "imagenet", "final", 1000, 224,
-                        "ImageNet test top-1 % after the last epoch, 100 - test_ep_top1[-1]",
-                        images="224x224 ImageNet images"),
-}
-
-# TransNAS-Bench-101's classification tasks, built exactly as the official model (encoder + linear head).
-TNB101_DATASETS = {
-    task: Dataset(task, task, f"{task}.val_accuracy", n, 256,
-                  f"Taskonomy {task} ({n}-way) best-epoch valid top-1 %",
-                  alt_targets=(f"{task}.valid_top1",), images="256x256 Taskonomy RGB images")
-    for task, n in (("class_object", 100), ("class_scene", 63))
-}
-
-
 def datasets_of(space: str) -> dict:
     """{name: Dataset} of a space, the default first."""
-    if space == "nb201":
-        return DATASETS
-    if space.startswith("nds_"):
-        key = "imagenet" if space.endswith("_in") else "cifar10"
-        return {key: NDS_DATASETS[key]}
-    if space.startswith("tnb101_"):
-        return TNB101_DATASETS
-    raise GpproxyError(f"gpproxy score/bench has no datasets for space {space!r}")
+    from .spaces import get_space
+
+    return get_space(space).datasets()
 
 
 @dataclass(frozen=True)
@@ -210,12 +165,10 @@ def resolve_proxies(texts, pack="default") -> list:
 
 
 def suite_key(space: str, arch: str) -> str:
-    """NAS-Bench-Suite-Zero's arch key: the NASLib 6-tuple text for NB201."""
-    if space == "nb201":
-        from .spaces import nb201
+    """NAS-Bench-Suite-Zero's arch key (the NASLib 6-tuple text for NB201)."""
+    from .spaces import get_space
 
-        return str(nb201.to_naslib(nb201.parse_arch(arch)))
-    return arch
+    return get_space(space).suite_key(arch)
 
 
 def _finite(value) -> float:
@@ -385,8 +338,10 @@ def _formula_scores(archs, keys, ds, protocol, formulas, store, cache_root, log)
         return
     used = set().union(*(stats_used(f.tree) for f in formulas))
     spec = protocol.cache_spec(ds, noise_pass=any(s.endswith("_n") for s in used))
-    digest = hashlib.sha1(json.dumps(spec.to_dict(), sort_keys=True).encode()).hexdigest()[:8]
-    root = Path(cache_root or "caches/score") / f"{protocol.space}-{ds.name}-{digest}"
+    from .spaces import get_space
+    from .tasks import spec_digest
+
+    root = Path(cache_root or "caches/score") / f"{get_space(protocol.space).slug}-{ds.name}-{spec_digest(spec)}"
     cache = build_cache(root, spec, [a for a, _ in need], jobs=1, log=log)
     pack = load_pack(protocol.pack)
     for lo in range(0, len(need), CHUNK_ARCHS):
@@ -473,13 +428,16 @@ def load_truth(benchmark, datasets=None, target: str | None = None, fallback: bo
     notes = []
     prefixed = isinstance(benchmark, str) and benchmark.startswith(BENCHMARK_PREFIXES)
     if benchmark is None or (benchmark != ANALOG and not prefixed and not Path(benchmark).exists()):
-        if not fallback or space not in (None, "nb201"):
+        from .spaces import get_space
+
+        default = get_space(space or "nb201").default_benchmark
+        if not fallback or default is None:
             raise DataError(f"benchmark {benchmark} not found" if benchmark else
-                            f"space {space} needs --benchmark (nds:PATH or tnb101:PATH)")
-        notes.append(f"NB201 table {benchmark or '(none given)'} not found: fell back to {ANALOG} "
+                            f"space {space} needs --benchmark (a CSV/JSON of its archs, nds:PATH or tnb101:PATH)")
+        notes.append(f"NB201 table {benchmark or '(none given)'} not found: fell back to {default} "
                      f"(one CIFAR-10 retraining of the NB201 space), CIFAR-10 only")
-        benchmark = ANALOG
-    bench = load_benchmark(benchmark)
+        benchmark = default
+    bench = load_benchmark(benchmark, space=space)
     if space is not None and space != bench.space:
         raise GpproxyError(f"benchmark {benchmark} holds {bench.space} archs, not {space} ones; drop --space "
                            f"(the benchmark's space is used) or name the space in the benchmark "
@@ -495,14 +453,17 @@ def load_truth(benchmark, datasets=None, target: str | None = None, fallback: bo
             raise GpproxyError(f"unknown dataset {name!r} for space {bench.space}; choose from {', '.join(table)}")
         ds = table[name]
         col = target or next((c for c in (ds.target,) + ds.alt_targets if c in bench.targets()), ds.target)
+        if not col:  # a dataset without its own column (a user space's) scores the table's default target
+            col = default_target(bench)
         if col not in bench.targets():
             notes.append(f"{bench.name} has no column {col!r}: {ds.name} skipped")
             continue
         columns[name] = (ds, col, _finite_column(bench, col))
-    if not columns and bench.space == "nb201":
-        col = target or default_target(bench)
-        notes.append(f"{bench.name} has none of the NB201 columns: CIFAR-10 scored against {col!r}")
-        columns["cifar10"] = (DATASETS["cifar10"], col, _finite_column(bench, col))
+    if not columns and not target:
+        ds = next(iter(table.values()))
+        col = default_target(bench)
+        notes.append(f"{bench.name} has none of the {bench.space} datasets' columns: {ds.name} scored against {col!r}")
+        columns[ds.name] = (ds, col, _finite_column(bench, col))
     if not columns:
         raise DataError(f"{bench.name} has no column for {', '.join(datasets)}; its targets: "
                         f"{', '.join(bench.targets()) or '(none)'}")
@@ -628,15 +589,9 @@ def _seconds_per_arch(store, ds, protocol, archs, proxies) -> dict:
 
 def _init_text(space: str) -> str:
     """How the space's builder initialises a net (after torch.manual_seed)."""
-    if space.startswith("tnb101_"):
-        return "the official TNB101 init: Kaiming-normal convs, BN 1/0, PyTorch default head"
-    if space.startswith("nds_"):
-        from .spaces import nds
+    from .spaces import get_space
 
-        family, _ = nds.parse_space_name(space)
-        if family in nds.ANYNET_FAMILIES:
-            return "pycls' init_weights, as NDS trained its AnyNets"
-    return "PyTorch default init"
+    return get_space(space).init_text
 
 
 def input_lines(truth: Truth, protocol: Protocol) -> list:
@@ -650,14 +605,14 @@ def input_lines(truth: Truth, protocol: Protocol) -> list:
     for name, (ds, col, lookup) in truth.columns.items():
         res = protocol.resolution_for(ds)
         norm = "" if noise else f", normalised with {_normalisation(protocol.cache_spec(ds))} mean/std"
-        if truth.space == "nb201" or not ds.images:
+        if not ds.images:
             if not noise:
                 lines.append(f"{ds.name} nets see them at {res}x{res}{norm}")
             continue
         trained = f"{ds.name}: the benchmark trained on {ds.images}; here its nets see "
         lines.append(trained + ("noise" if noise else "these images") + f" at {res}x{res}{norm}")
     if "imagenet16_120" in truth.columns and not noise:
-        r = protocol.resolution_for(DATASETS["imagenet16_120"])
+        r = protocol.resolution_for(truth.columns["imagenet16_120"][0])
         lines.append("ImageNet16-120 images are not available here: its nets see the input images "
                      f"area-{'downsampled' if r < 32 else 'resized'} to {r}x{r} with ImageNet16-120 normalisation")
     if "cifar100" in truth.columns and "cifar10" in protocol.input.lower():

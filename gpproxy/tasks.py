@@ -15,6 +15,7 @@ from .config import TaskConfig
 from .errors import GpproxyError
 from .probe import ProbeConfig
 from .spaces import get_space
+from .spaces.user import SpaceBuildError
 
 
 def cache_spec(task: TaskConfig) -> CacheSpec:
@@ -26,11 +27,28 @@ def cache_spec(task: TaskConfig) -> CacheSpec:
                      storage=task.storage)
 
 
+def spec_digest(spec: CacheSpec) -> str:
+    """8 hex naming a cache made with ``spec``: its dict, plus a user space file's sha256
+    (so an edited file gets a new cache; built-in spaces keep their old names)."""
+    ident = spec.to_dict()
+    fingerprint = get_space(spec.space).fingerprint()
+    if fingerprint:
+        ident["space_sha256"] = fingerprint["sha256"]
+    return hashlib.sha1(json.dumps(ident, sort_keys=True).encode()).hexdigest()[:8]
+
+
 def cache_dir(task: TaskConfig) -> Path:
     if task.cache:
         return Path(task.cache)
-    spec = json.dumps(cache_spec(task).to_dict(), sort_keys=True)
-    return Path("caches") / f"{task.name}-{hashlib.sha1(spec.encode()).hexdigest()[:8]}"
+    return Path("caches") / f"{task.name}-{spec_digest(cache_spec(task))}"
+
+
+def build_task_cache(root, spec: CacheSpec, archs: list, bench, **kwargs):
+    """``build_cache`` that names the benchmark row of an arch a user space cannot build."""
+    try:
+        return build_cache(root, spec, archs, **kwargs)
+    except SpaceBuildError as e:
+        raise SpaceBuildError(f"{e} (the arch of {bench.where(e.arch)})", e.arch) from None
 
 
 def split_archs(archs: list, n_search: int, n_heldout, seed: int):
@@ -61,17 +79,17 @@ class TaskData:
 
 def prepare_task(task: TaskConfig, jobs: int = 1, device: str = "cpu", log=None) -> TaskData:
     """Load the table, split, and build whatever part of the cache is missing."""
-    bench = load_benchmark(task.benchmark)
+    space = get_space(task.space)
+    bench = load_benchmark(task.benchmark, space=space)
     target = task.target or default_target(bench)
     acc_all = bench.accuracy(target)
-    space = get_space(task.space)
     finite = [a for a, v in zip(bench.archs, acc_all) if np.isfinite(v)]
     canon = [space.canonical(a) for a in finite]
     search, heldout = split_archs(canon, task.search_archs, task.heldout_archs, task.split_seed)
     lookup = dict(zip(canon, acc_all[np.isfinite(acc_all)]))
     root = cache_dir(task)
-    build_cache(root, cache_spec(task), search + heldout, jobs=jobs, device=device,
-                benchmark=task.benchmark, target=target, targets=lookup, log=log)
+    build_task_cache(root, cache_spec(task), search + heldout, bench, jobs=jobs, device=device,
+                     benchmark=task.benchmark, target=target, targets=lookup, log=log)
     return TaskData(task, target, bench.source, search, heldout,
                     np.array([lookup[a] for a in search]), np.array([lookup[a] for a in heldout]),
                     root)

@@ -249,3 +249,16 @@ def test_params_and_flops_match_nas_bench_suite_zero_on_all_rows():
         if repr(info["params"] / 1e6) != row["params"] or repr(info["flops"] / 1e6) != row["flops"]:
             mismatches.append((row["nb201_index"], info["params"], row["params"], info["flops"], row["flops"]))
     assert not mismatches, f"{len(mismatches)} rows differ, first: {mismatches[:3]}"
+
+
+def test_space_describe_counts_like_the_verified_analytic_one():
+    """Space.describe (one counter for all spaces, on the built net) gives nb201.describe's numbers."""
+    from gpproxy.spaces import get_space
+
+    space = get_space("nb201")
+    for index in (0, 1234, 15624):
+        arch = space.archs()[index]
+        for classes in (10, 120):
+            ours, ref = space.describe(arch, classes), nb201.describe(arch, num_classes=classes)
+            assert (ours["params"], ours["flops"], ours["index"]) == (ref["params"], ref["flops"], index)
+            assert sorted(L["name"] for L in ours["layers"]) == sorted(L["name"] for L in ref["layers"])

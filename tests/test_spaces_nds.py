@@ -397,3 +397,40 @@ print(len(c.archs()))
     assert done.returncode == 0, (done.returncode, done.stderr[-500:])
     assert done.stdout.strip() == "1"
     assert not get_space("nds_darts_in").channels_last_cpu and get_space("nb201").channels_last_cpu
+
+
+def test_darts_space_reads_nb301_csv():
+    """The staged NB301 CSV is a benchmark of the darts space; describe() gives NASLib's params and FLOPs."""
+    if not NB301.exists():
+        pytest.skip(f"shared data not available: {NB301}")
+    bench = load_benchmark(str(NB301))
+    assert bench.space == "darts" and len(bench) == 1218  # 1,225 rows, 7 archs listed twice (averaged)
+    assert default_target(bench) == "val_accuracy_surrogate" and "repeated rows" in bench.source
+    space = get_space("darts")
+    with gzip.open(NB301, "rt", newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    for row in rows[::300]:
+        arch = space.canonical(row["compact"])
+        assert arch == space.canonical(row["genotype"]) == row["genotype"]
+        info = space.describe(arch, 10)
+        assert round(info["params"] / 1e6, 6) == float(row["params"])
+        assert round(info["flops"] / 1e6, 6) == float(row["flops"])
+        assert space.key(arch).startswith("darts-") and space.suite_key(arch) == arch
+    with pytest.raises(GpproxyError, match="not enumerable"):
+        space.archs()
+    with pytest.raises(ArchError):
+        space.canonical("[[(0, 9)], []]")
+
+
+def test_normalisation_comes_from_the_space():
+    """Real-image caches keep the mean/std they were built with (once chosen by the class count)."""
+    from gpproxy.cache import _normalisation
+
+    cases = [("nb201", 10, "cifar10:D", "cifar10"), ("nb201", 100, "cifar10:D", "cifar100"),
+             ("nb201", 120, "cifar100:D", "imagenet16"), ("nb201", 10, "cifar100:D", "cifar100"),
+             ("nb201", 7, "npz:F", "cifar10"), ("nds_darts_in", 1000, "npz:F", "cifar10"),
+             ("nds_resnet", 100, "npz:F", "cifar100"), ("tnb101_micro", 100, "npz:F", "cifar100"),
+             ("tnb101_micro", 63, "npz:F", "cifar10"), ("tnb101_macro", 10, "cifar100:D", "cifar100"),
+             ("darts", 10, "npz:F", "cifar10")]
+    for space, classes, inp, want in cases:
+        assert _normalisation(CacheSpec(space=space, num_classes=classes, input=inp)) == want, (space, classes, inp)

@@ -119,13 +119,21 @@ def naslib_flops(net: nn.Module, input_shape: tuple[int, ...], bn_after_pools: b
     return total[0] // int(input_shape[0])
 
 
-def describe_network(net: nn.Module, input_shape: tuple[int, ...], **header) -> dict:
+def describe_network(net: nn.Module, input_shape: tuple[int, ...], bn_after_pools: bool = False,
+                     **header) -> dict:
     """The ``describe`` dict every space returns: header fields, params, FLOPs, MACs, weight layers.
 
     ``flops`` follows NAS-Bench-Suite-Zero's convention (``naslib_flops``), as
     ``nb201.describe`` does; ``macs`` counts conv/linear multiply-accumulates only.
     """
     layers = weight_layers(net, input_shape)
-    return {**header, "params": count_params(net), "flops": naslib_flops(net, input_shape),
+    return {**header, "params": count_params(net),
+            "flops": naslib_flops(net, input_shape, bn_after_pools=bn_after_pools),
             "macs": sum(L["macs"] for L in layers), "input_shape": list(input_shape),
             "n_layers": len(layers), "layers": layers}
+
+
+def legacy_normalisation(num_classes: int) -> str:
+    """What caches of the NDS / TNB101 spaces were built with when the class count chose
+    the normalisation; kept so that their numbers do not move."""
+    return {120: "imagenet16", 100: "cifar100"}.get(num_classes, "cifar10")
