@@ -28,8 +28,9 @@ from pathlib import Path
 from .errors import DataError
 from .spaces.nb201_space import ANALOG_SPEC, analog_data_path, load_analog_nasbench, load_nats, read_analog_pickle
 from .spaces.nds_space import NDS_PREFIX, load_nds, load_nds_spec, looks_like_nds
-from .spaces.table import (DEFAULT_TARGET_PREFERENCE, ID_COLUMNS, Benchmark, default_target, load_csv,
-                           load_json_table, read_json)
+from .spaces import builtin_spaces, get_space
+from .spaces import table
+from .spaces.table import DEFAULT_TARGET_PREFERENCE, ID_COLUMNS, Benchmark, default_target, read_json
 from .spaces.tnb101_space import TNB101_PREFIX, load_tnb101, load_tnb101_spec, looks_like_tnb101_json
 
 __all__ = ["Benchmark", "default_target", "load_benchmark", "load_csv", "load_nats", "load_nds", "load_tnb101",
@@ -79,9 +80,19 @@ def _load_json_benchmark(path: Path, space) -> Benchmark:
     if looks_like_tnb101_json(data):
         return load_tnb101(path, data=data)
     if space is not None:
-        return load_json_table(path, data, space)
+        return table.load_json_table(path, data, _space(space))
     raise DataError(
         f"{path}: unknown benchmark format; a .json must be an NDS sweep (a list of job summaries with "
         "'net', or a dict with 'top'/'mid'), a TransNAS-Bench-101 {task: {arch: {...}}} file, or an "
         "{arch: {column: value}} table with its space named (--space / space = ...)"
     )
+
+
+def load_csv(path, space=None) -> Benchmark:
+    """A CSV / CSV.GZ table of ``space``'s archs (a name or a Space); without one,
+    the built-in space whose arch column the header has (NB201, DARTS)."""
+    return table.load_csv(path, _space(space), candidates=builtin_spaces())
+
+
+def _space(space):
+    return get_space(space) if isinstance(space, str) else space

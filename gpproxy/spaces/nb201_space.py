@@ -219,6 +219,7 @@ def load_analog_nasbench(path=None) -> Benchmark:
         "retraining of the NB201 space, NASLib tuple encoding)"
     )
     return Benchmark(name=ANALOG_SPEC, space="nb201", archs=[r[1] for r in rows], columns=columns, source=source,
+                     canonical=NB201Space().canonical,
                      preferred_target="baseline_accuracy")
 
 
@@ -303,7 +304,8 @@ def load_nats(path, api=None) -> Benchmark:
         raise DataError(f"{path}: the API returned no 200-epoch accuracies for any dataset")
     check_unique(path, archs)
     source = f"NATS-Bench/NB201 API on {path} ({n} archs; hp=200, mean over seeds)"
-    return Benchmark(name=str(path), space="nb201", archs=archs, columns=columns, source=source)
+    return Benchmark(name=str(path), space="nb201", archs=archs, columns=columns, source=source,
+                     canonical=NB201Space().canonical)
 
 
 def _nats_arch(path: Path, api, i: int) -> str:

@@ -210,6 +210,7 @@ def load_nds(path, first: int | None = None, space: str | None = None, data=None
         + f"; space {space_name}; final = 100 - test_ep_top1[-1], best = 100 - min_test_top1, test top-1 %)"
     )
     return Benchmark(name=str(path), space=space_name, archs=table.archs, columns=columns, source=source,
+                     canonical=canon,
                      preferred_target="final")
 
 

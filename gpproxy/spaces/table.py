@@ -66,6 +66,8 @@ class Benchmark:
     text_columns: dict[str, str] = field(default_factory=dict)
     # Where each arch comes from in the file ("row 7"), for errors; None: by position.
     origins: list[str] | None = None
+    # The space's canonical(), so lookups accept any spelling of an arch; set by the loader.
+    canonical: object = field(default=None, repr=False, compare=False)
     _row_of: dict[str, int] | None = field(default=None, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -120,11 +122,9 @@ class Benchmark:
         return self._row_of
 
     def _row(self, arch) -> int:
-        from . import get_space
-
         if isinstance(arch, str) and arch in self._index():
             return self._index()[arch]
-        canonical = get_space(self.space).canonical(arch)  # ArchError if malformed
+        canonical = self.canonical(arch) if self.canonical else str(arch)  # ArchError if malformed
         try:
             return self._index()[canonical]
         except KeyError:
@@ -153,9 +153,9 @@ def default_target(bench: Benchmark) -> str:
 # --------------------------------------------------------------------------- #
 
 
-def load_csv(path, space=None) -> Benchmark:
-    """A CSV (optionally gzip-compressed) of ``space``'s archs; by default the
-    built-in space whose arch columns the header has (NB201, DARTS).
+def load_csv(path, space=None, candidates=()) -> Benchmark:
+    """A CSV (optionally gzip-compressed) of the Space ``space``'s archs; without
+    one, the first of ``candidates`` (built-in spaces) whose arch columns the header has.
 
     Rows are kept in file order. Arch strings are canonicalised through the
     space (a table with only NB201 ``naslib_ops`` works too). Non-numeric
@@ -163,11 +163,12 @@ def load_csv(path, space=None) -> Benchmark:
     """
     path = Path(path)
     header, rows = read_csv_rows(path)
-    space = _csv_space(path, header, space)
-    arch_col = next((c for c in space.arch_columns if c in header), None)
+    space = _csv_space(path, header, space, candidates)
+    names = tuple(dict.fromkeys(space.arch_columns + ("arch",)))  # every space reads a generic `arch`
+    arch_col = next((c for c in names if c in header), None)
     if arch_col is None:
         raise DataError(f"{path}: no arch column; a {space.name} table needs one of "
-                        f"{', '.join(repr(c) for c in space.arch_columns)}, found: {', '.join(header)}")
+                        f"{', '.join(repr(c) for c in names)}, found: {', '.join(header)}")
     j_arch = header.index(arch_col)
     archs = []
     for i, row in enumerate(rows):
@@ -177,7 +178,7 @@ def load_csv(path, space=None) -> Benchmark:
             raise DataError(f"{path}: row {i + 2}: bad arch {row[j_arch]!r} ({e})") from None
     if not space.average_repeats:
         check_unique(path, archs, first_row=2)
-    skip = ID_COLUMNS | set(space.arch_columns)
+    skip = ID_COLUMNS | {arch_col}
     columns, text = {}, {}
     for j, col in enumerate(header):
         if col in skip or not col:
@@ -201,18 +202,17 @@ def load_csv(path, space=None) -> Benchmark:
         origins = [origins[first_row[a]] for a in archs]
         source += f"; {table.duplicates()} repeated rows of an arch averaged"
     return Benchmark(name=str(path), space=space.name, archs=archs, columns=columns, source=source + ")",
-                     preferred_target=_preferred(space, columns), text_columns=text, origins=origins)
+                     preferred_target=_preferred(space, columns), text_columns=text, origins=origins,
+                     canonical=space.canonical)
 
 
-def _csv_space(path: Path, header: list[str], space):
-    from . import builtin_spaces, get_space
-
+def _csv_space(path: Path, header: list[str], space, candidates):
     if space is not None:
-        return get_space(space) if isinstance(space, str) else space
-    for candidate in builtin_spaces():
+        return space
+    for candidate in candidates:
         if candidate.arch_columns != ("arch",) and any(c in header for c in candidate.arch_columns):
             return candidate
-    known = "; ".join(f"{s.name}: " + " or ".join(repr(c) for c in s.arch_columns) for s in builtin_spaces())
+    known = "; ".join(f"{s.name}: " + " or ".join(repr(c) for c in s.arch_columns) for s in candidates)
     raise DataError(f"{path}: no arch column; need one of a built-in space's ({known}), or 'arch' with its "
                     f"space named (--space NAME_OR_FILE.py, or space = ... in the [[task]]); "
                     f"found: {', '.join(header)}")
@@ -246,14 +246,11 @@ def looks_like_arch_table(data) -> bool:
 
 
 def load_json_table(path, data, space) -> Benchmark:
-    """A JSON ``{arch: {column: value, ...}}`` of ``space``'s archs; numeric values become targets."""
-    from . import get_space
-
+    """A JSON ``{arch: {column: value, ...}}`` of the Space ``space``'s archs; numeric values become targets."""
     path = Path(path)
     if space is None:
         raise DataError(f"{path}: a JSON {{arch: {{column: value}}}} table needs its space named "
                         "(--space NAME_OR_FILE.py, or space = ... in the [[task]])")
-    space = get_space(space) if isinstance(space, str) else space
     if not looks_like_arch_table(data):
         raise DataError(f"{path}: expected a JSON object {{arch: {{column: number}}}}")
     archs, cells, text = [], {}, {}
@@ -280,7 +277,7 @@ def load_json_table(path, data, space) -> Benchmark:
     source = f"JSON {path} ({len(archs)} archs)"
     return Benchmark(name=str(path), space=space.name, archs=archs, columns=columns, source=source,
                      preferred_target=_preferred(space, columns), text_columns=text,
-                     origins=[f"entry {i + 1}" for i in range(len(archs))])
+                     origins=[f"entry {i + 1}" for i in range(len(archs))], canonical=space.canonical)
 
 
 # --------------------------------------------------------------------------- #

@@ -206,6 +206,7 @@ def _load_tnb101_pth(path: Path, space: str | None, task: str | None) -> Benchma
     source = (f"TransNAS-Bench-101 API file {path} ({which} space, {n} archs; <task>.<metric> = best epoch, "
               "<task>.<metric>.final = last epoch)")
     return Benchmark(name=str(path), space=f"tnb101_{which}", archs=archs, columns=columns, source=source,
+                     canonical=TNB101Space(which).canonical,
                      preferred_target=_tnb101_preferred(tasks, "", columns))
 
 
@@ -291,4 +292,5 @@ def _load_tnb101_json(path: Path, data, space: str | None, task: str | None) -> 
     source = (f"TransNAS-Bench-101 NAS-Bench-Suite-Zero style JSON {path} ({which} space, {len(archs)} archs, "
               f"tasks {', '.join(tasks)}; <task>.val_accuracy as stored, <task>.<proxy> = its score)")
     return Benchmark(name=str(path), space=f"tnb101_{which}", archs=archs, columns=columns, source=source,
+                     canonical=TNB101Space(which).canonical,
                      preferred_target=_tnb101_preferred(tasks, "val_accuracy", columns))
