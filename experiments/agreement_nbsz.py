@@ -36,8 +36,8 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from gpproxy.baselines import NBSZ_PROXIES  # noqa: E402
-from gpproxy.scoring import (DATASETS, Protocol, ScoreStore, compute_scores,  # noqa: E402
-                             resolve_proxies, suite_key)
+from gpproxy.scoring import Protocol, ScoreStore, compute_scores, resolve_proxies, suite_key  # noqa: E402
+from gpproxy.spaces import get_space  # noqa: E402
 
 SEED_FREE = ("params", "flops")  # exact counts: a second seed cannot change them
 TABLE = "nb201/nb201_zc_proxies_cifar10.csv.gz"
@@ -91,7 +91,7 @@ def main(argv=None) -> int:
     names = sorted(suite)
     pick = np.random.default_rng(args.seed).choice(len(names), args.archs, replace=False)
     archs = [names[i] for i in pick]
-    ds = DATASETS["cifar10"]
+    ds = get_space("nb201").datasets()["cifar10"]
     proxies = resolve_proxies(NBSZ_PROXIES)
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -90,8 +90,7 @@ def main() -> int:
     # ---- 1. search runs
     runs, t_search = {}, {}
     for seed in args.seeds:
-        cfg = load_config(args.config)
-        cfg.seed = seed
+        cfg = base.override(seed=seed)
         out = ROOT / "runs" / f"{cfg.name}-s{seed}"
         t0 = time.perf_counter()
         summary = Engine(cfg, out, log=log).run()

@@ -86,5 +86,23 @@ def _write_ground_truth(path: Path, mapping, task: str) -> None:
     atomic_write_text(path, text)
 
 
-def score(*args, **kwargs):
-    raise NotImplementedError  # TEMP until merge
+def score(proxy, archs=None, *, space=None, ground_truth=None, benchmark=None, dataset=None, target=None,
+          batch: int = 64, seed: int = 0, input: str = "noise", pack: str = "default",
+          cache_dir="caches/score", scores=None, log=None):
+    """Score a proxy on archs of any space; correlate with ground truth when given.
+
+    ``proxy``: a baseline name, a formula string of ``pack`` or an exported
+    ``.py`` module. ``archs``: a list (any encoding of the space), N random
+    archs of the ground truth, or None (all of them). ``space``: a built-in
+    name or a user space ``.py`` file (default: the benchmark's, else NB201).
+    ``ground_truth``: ``{arch: accuracy}``, or ``benchmark``: a spec as
+    ``gpproxy score --benchmark`` takes. ``scores``: a NAS-Bench-Suite-Zero
+    style JSON file to keep and reuse per-arch scores (default: in memory).
+    Returns :class:`gpproxy.scoring.Scores` (``.values``, ``.kendall``, ``.report``).
+    """
+    from .scoring import Protocol, score_proxy
+
+    protocol = Protocol(space=space, batch=batch, seed=seed, input=input, pack=pack)
+    return score_proxy(proxy, archs, ground_truth=ground_truth, benchmark=benchmark, dataset=dataset,
+                       target=target, protocol=protocol, scores_path=scores, cache_root=cache_dir,
+                       log=log or (lambda m: None))

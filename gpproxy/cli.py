@@ -14,63 +14,32 @@ from pathlib import Path
 from .errors import GpproxyError
 
 
-def _archs_arg(text: str, universe: list, seed: int) -> list:
-    """N (random, seeded) | all | FILE (one arch per line, any accepted encoding)."""
-    import numpy as np
-
+def _archs_arg(text: str):
+    """``all`` | N | FILE (one arch per line, any accepted encoding) -> 'all' | int | list."""
+    text = str(text).strip()
     if text == "all":
-        return list(universe)
+        return "all"
     if text.isdigit():
-        n = int(text)
-        if n > len(universe):
-            raise GpproxyError(f"--archs {n}: the benchmark has only {len(universe)} archs")
-        idx = np.random.default_rng(seed).permutation(len(universe))[:n]
-        return [universe[i] for i in idx]
+        return int(text)
     path = Path(text)
-    if not path.exists():
+    if not path.is_file():
         raise GpproxyError(f"--archs {text!r} is neither a number, 'all', nor an existing file")
     return [ln.strip() for ln in path.read_text().splitlines() if ln.strip() and not ln.startswith("#")]
 
 
 def cmd_cache(args) -> int:
-    import numpy as np
-
-    from .benchmarks import default_target, load_benchmark
     from .cache import CacheSpec
     from .probe import ProbeConfig
-    from .spaces import get_space
-    from .tasks import build_task_cache
+    from .tasks import cache_benchmark
 
-    space = get_space(args.space)
-    bench = load_benchmark(args.benchmark, space=space)
-    target = args.target or default_target(bench)
-    acc = bench.accuracy(target)  # fails early on an unknown column
-    archs = [space.canonical(a) for a in _archs_arg(args.archs, bench.archs, args.seed)]
-    lookup = {space.canonical(a): float(v) for a, v in zip(bench.archs, acc) if np.isfinite(v)}
-    missing = [a for a in archs if a not in lookup]
-    if missing:
-        raise GpproxyError(f"arch {missing[0]} has no {target!r} value in {args.benchmark}")
     spec = CacheSpec(space=args.space, num_classes=args.num_classes, batch=args.batch, seed=args.seed,
                      input=args.input, resolution=args.resolution, storage=args.storage,
                      probe=ProbeConfig(act_features=args.act_features, weight_rows=args.weight_rows,
                                        weight_cols=args.weight_cols, noise_pass=args.noise_pass,
                                        sample_seed=args.seed))
-    from .engine import resolve_device
-
-    client = None
-    if args.dask:
-        try:
-            from distributed import Client
-        except ImportError:
-            raise GpproxyError("--dask needs dask.distributed: pip install 'gpproxy[dask]'") from None
-        client = Client(args.dask)
-    try:
-        cache = build_task_cache(args.out, spec, archs, bench, jobs=args.jobs, device=resolve_device(args.device),
-                                 benchmark=args.benchmark, target=target, targets=lookup,
-                                 backend="dask" if client else "loky")
-    finally:
-        if client is not None:
-            client.close()
+    cache, target = cache_benchmark(args.out, spec, args.benchmark, target=args.target,
+                                    archs=_archs_arg(args.archs), jobs=args.jobs, device=args.device,
+                                    dask_address=args.dask)
     print(json.dumps({"cache": str(cache.root), "archs": len(cache.archs()), "target": target,
                       "last_build": cache.manifest.get("last_build")}))
     return 0
@@ -183,6 +152,124 @@ def cmd_export(args) -> int:
     return 0
 
 
+def _common_arguments(p, archs: str, trials: int) -> None:
+    p.add_argument("--benchmark", default=None,
+                   help="NB201 accuracy CSV (e.g. nb201_accuracies_200ep.csv.gz) | analog-nasbench | NATS path | "
+                        "nds:PATH[:first=N][:space=NAME] | tnb101:PATH[:space=micro|macro][:task=NAME]")
+    p.add_argument("--archs", default=archs, help="all | N random archs per trial | FILE")
+    p.add_argument("--trials", type=int, default=trials, help="with --archs N: independent draws of N archs")
+    p.add_argument("--batch", type=int, default=64)
+    p.add_argument("--seed", type=int, default=0, help="init seed of every net and minibatch seed")
+    p.add_argument("--input", default="noise", help="noise | cifar10:DIR | cifar100:DIR | npz:FILE[:KEY]")
+    p.add_argument("--resolution", type=int, default=None,
+                   help="input side in pixels (default: each dataset's: 32 CIFAR/NDS, 16 ImageNet16-120, "
+                        "224 NDS _in, 256 TNB101)")
+    p.add_argument("--space", default=None, help="search space (default: the benchmark's; if given, must match it)")
+    p.add_argument("--pack", default="default", help="primitive pack of formula proxies")
+    p.add_argument("--cache-dir", default="caches/score", help="statistics caches of formula proxies")
+    p.add_argument("--per-arch-seed", action="store_true",
+                   help="a fresh init and minibatch per arch (NASLib's protocol) instead of one seed for all")
+    p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
+
+
+def _score_arguments(p) -> None:
+    """Arguments of ``gpproxy score``."""
+    p.add_argument("proxy", help="baseline name | formula string | exported proxy .py file")
+    p.add_argument("--dataset", default=None,
+                   help="NB201: cifar10 | cifar100 | imagenet16_120; NDS: cifar10 (imagenet for _in spaces); "
+                        "TNB101: class_object | class_scene (default: the first)")
+    p.add_argument("--target", default=None, help="ground-truth column (default: the dataset's)")
+    p.add_argument("--scores", default="scores.json", help="per-arch scores (NAS-Bench-Suite-Zero layout)")
+    p.add_argument("--json", action="store_true", help="print the full report as JSON")
+    _common_arguments(p, archs="all", trials=1)
+    p.set_defaults(fn=cmd_score)
+
+
+def _bench_arguments(p) -> None:
+    """Arguments of ``gpproxy bench``."""
+    p.add_argument("proxies", nargs="*", help="extra formula strings or exported .py files")
+    p.add_argument("--datasets", default=None,
+                   help="comma-separated (default: all of the space's: NB201 cifar10,cifar100,imagenet16_120; "
+                        "NDS cifar10 or imagenet; TNB101 class_object,class_scene)")
+    p.add_argument("--target", default=None, help="ground-truth column, with one dataset (default: the dataset's)")
+    p.add_argument("--baselines", default="all", help="all | none | comma-separated baseline names")
+    p.add_argument("--out", default="bench", help="output prefix: PREFIX.md, PREFIX.csv, PREFIX.scores.json")
+    _common_arguments(p, archs="1000", trials=10)
+    p.set_defaults(fn=cmd_bench)
+
+
+def _setup(args):
+    from .scoring import Protocol
+
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
+    if args.batch < 2:
+        raise GpproxyError("--batch must be at least 2 (correlation-based proxies need 2 samples)")
+    if args.trials < 1:
+        raise GpproxyError("--trials must be at least 1")
+    if args.resolution is not None and args.resolution < 1:
+        raise GpproxyError("--resolution must be a positive number of pixels")
+    return Protocol(space=args.space, batch=args.batch, seed=args.seed, input=args.input, pack=args.pack,
+                    per_arch_seed=args.per_arch_seed, resolution=args.resolution)
+
+
+def cmd_score(args) -> int:
+    from .scoring import ANALOG, METRICS, run_score
+
+    protocol = _setup(args)
+    archs = _archs_arg(args.archs)
+    if isinstance(archs, int) and archs < 2:
+        raise GpproxyError("--archs needs at least 2 archs to rank")
+    rep = run_score(args.proxy, args.benchmark or ANALOG, args.dataset, args.target, archs, args.trials,
+                    protocol, args.scores, args.cache_dir)
+    if args.json:
+        print(json.dumps(rep, indent=1))
+        return 0
+    for note in rep["notes"]:
+        print(f"note: {note}")
+    print(f"{rep['proxy']} on {rep['space']} {rep['dataset']} ({rep['target']}; {rep['num_classes']}-class net, "
+          f"{rep['resolution']}x{rep['resolution']} {rep['input']} input), {rep['archs']} archs x {rep['trials']} "
+          f"trial(s):")
+    for m in METRICS:
+        mean, std = rep[m]
+        print(f"  {m:<9} {mean:+.4f}" + (f" ± {std:.4f}" if rep["trials"] > 1 else ""))
+    if rep["invalid"]:
+        print(f"  {rep['invalid']} arch(s) with a non-finite score (ranked as -1e8)")
+    print(f"per-arch scores: {rep['scores']}")
+    return 0
+
+
+def cmd_bench(args) -> int:
+    from .baselines import BASELINES
+    from .scoring import run_bench
+
+    protocol = _setup(args)
+    if args.baselines == "all":
+        names = list(BASELINES)
+    elif args.baselines == "none":
+        names = []
+    else:
+        names = [n.strip() for n in args.baselines.split(",") if n.strip()]
+        unknown = [n for n in names if n not in BASELINES]
+        if unknown:
+            raise GpproxyError(f"unknown baseline {unknown[0]!r}; known: {', '.join(BASELINES)}")
+    if not names and not args.proxies:
+        raise GpproxyError("nothing to bench: give proxies or leave --baselines at 'all'")
+    archs = _archs_arg(args.archs)
+    if isinstance(archs, int) and archs < 2:
+        raise GpproxyError("--archs needs at least 2 archs to rank")
+    datasets = [d.strip() for d in (args.datasets or "").split(",") if d.strip()] or None
+    command = "gpproxy " + " ".join(sys.argv[1:]) if sys.argv and "gpproxy" in sys.argv[0] else ""
+    res = run_bench(args.proxies, args.benchmark, datasets, archs, args.trials, protocol, args.out,
+                    baselines=names, cache_root=args.cache_dir, command=command, target=args.target)
+    for note in res["notes"]:
+        print(f"note: {note}")
+    print(f"wrote {res['markdown']}, {res['csv']} and {res['scores']}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="gpproxy", description="Discover zero-cost NAS proxies with typed GP.")
     sub = p.add_subparsers(dest="command", required=True)
@@ -244,10 +331,8 @@ def build_parser() -> argparse.ArgumentParser:
     x.add_argument("-o", "--output", required=True)
     x.set_defaults(fn=cmd_export)
 
-    from . import scoring  # arguments and handlers of score/bench live with their logic
-
-    scoring.score_arguments(sub.add_parser("score", help="correlations of one proxy with a benchmark"))
-    scoring.bench_arguments(sub.add_parser("bench", help="table of every baseline on each dataset of a benchmark"))
+    _score_arguments(sub.add_parser("score", help="correlations of one proxy with a benchmark"))
+    _bench_arguments(sub.add_parser("bench", help="table of every baseline on each dataset of a benchmark"))
     return p
 
 

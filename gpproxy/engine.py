@@ -16,13 +16,13 @@ from functools import partial
 from pathlib import Path
 
 import numpy as np
-import torch
 from deap import base, gp, tools
 
 from . import rundir
 from .config import RunConfig
+from .device import resolve_device  # noqa: F401  (engine.resolve_device, for callers)
 from .errors import GpproxyError
-from .evaluator import EvalSpec, TaskEval, context_for, make_evaluator
+from .evaluator import EvalSpec, TaskEval, make_evaluator
 from .fitness import INVALID, draw_subsets, score_report
 from .formula import parse_formula, to_math
 from .pack import Net, load_pack
@@ -63,14 +63,6 @@ def cx_one_point(ind1, ind2):
         slice2 = ind2.searchSubtree(random.choice(types2[type_]))
         ind1[slice1], ind2[slice2] = ind2[slice2], ind1[slice1]
     return ind1, ind2
-
-
-def resolve_device(name: str) -> str:
-    if name == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise GpproxyError("device cuda requested but torch sees no CUDA device")
-    return name
 
 
 def pareto_front(memo: dict) -> list:

@@ -22,9 +22,8 @@ from deap import gp
 
 from . import probe
 from .version import __version__
-from .errors import GpproxyError
 from .formula import exact_stat, parse_formula, stats_used, to_math
-from .pack import FAMILY_OF_TYPE, MATRIX, Layer, Net, load_pack
+from .pack import FAMILY_OF_TYPE, MATRIX, Layer, load_pack
 from .probe import ProbeConfig
 
 EXPORTED_PROBE_FUNCS = (probe.stable_seed, probe.sample_positions, probe.sample_activation,

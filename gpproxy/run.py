@@ -207,7 +207,8 @@ class Run:
 
     def heldout_scores(self, formula: str | None = None, task: int = 0):
         """(scores, accuracies) of ``formula`` (default: the selected one) on task ``task``'s held-out archs."""
-        from .engine import HeldoutScorer, resolve_device
+        from .device import resolve_device
+        from .engine import HeldoutScorer
         from .tasks import prepare_task
 
         formula = formula or self.candidate().formula

@@ -93,3 +93,47 @@ def prepare_task(task: TaskConfig, jobs: int = 1, device: str = "cpu", log=None)
     return TaskData(task, target, bench.source, search, heldout,
                     np.array([lookup[a] for a in search]), np.array([lookup[a] for a in heldout]),
                     root)
+
+
+def cache_benchmark(out, spec: CacheSpec, benchmark: str, target: str = "", archs="all", jobs: int = 2,
+                    device: str = "auto", dask_address: str = "", log=None):
+    """``gpproxy cache``: build (or complete) the cache of ``archs`` of a benchmark.
+
+    ``archs``: ``"all"``, N (drawn with ``numpy default_rng(spec.seed)``) or a
+    list of archs in any encoding of ``spec.space``. Returns (cache, target).
+    """
+    from .device import resolve_device
+
+    space = get_space(spec.space)
+    bench = load_benchmark(benchmark, space=space)
+    target = target or default_target(bench)
+    acc = bench.accuracy(target)  # fails early on an unknown column
+    universe = list(bench.archs)
+    if archs == "all":
+        chosen = universe
+    elif isinstance(archs, int):
+        if not 1 <= archs <= len(universe):
+            raise GpproxyError(f"--archs {archs}: the benchmark has {len(universe)} archs")
+        chosen = [universe[i] for i in np.random.default_rng(spec.seed).permutation(len(universe))[:archs]]
+    else:
+        chosen = list(archs)
+    chosen = [space.canonical(a) for a in chosen]
+    lookup = {space.canonical(a): float(v) for a, v in zip(bench.archs, acc) if np.isfinite(v)}
+    missing = [a for a in chosen if a not in lookup]
+    if missing:
+        raise GpproxyError(f"arch {missing[0]} has no {target!r} value in {benchmark}")
+    client = None
+    if dask_address:
+        try:
+            from distributed import Client
+        except ImportError:
+            raise GpproxyError("--dask needs dask.distributed: pip install 'gpproxy[dask]'") from None
+        client = Client(dask_address)
+    try:
+        cache = build_task_cache(out, spec, chosen, bench, jobs=jobs, device=resolve_device(device),
+                                 benchmark=benchmark, target=target, targets=lookup,
+                                 backend="dask" if client else "loky", log=log)
+    finally:
+        if client is not None:
+            client.close()
+    return cache, target

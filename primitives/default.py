@@ -10,7 +10,7 @@ statistic (``hamming(A)``), from kernels of the full activation.
 """
 import torch
 
-from gpproxy.pack import ALL, MATRIX, Input, Layer, Output, Pack, Weight
+from gpproxy.pack import MATRIX, Input, Output, Pack, Weight
 
 PACK = Pack(
     name="default",

@@ -1,6 +1,5 @@
 """Exported modules score real NB201 nets exactly as the engine does."""
 import importlib.util
-import sys
 
 import pytest
 import torch

@@ -7,7 +7,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 
 from gpproxy import scoring
 from gpproxy.cli import main

@@ -65,7 +65,7 @@ import itertools
 import math
 import operator
 import random
-from typing import Iterable, Sequence
+from typing import Sequence
 
 import torch
 from torch import nn

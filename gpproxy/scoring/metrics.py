@@ -1,0 +1,41 @@
+"""Correlation reports of scores with accuracies, per trial and over trials."""
+from __future__ import annotations
+
+import numpy as np
+
+from ..errors import GpproxyError
+
+METRICS = ("kendall", "spearman", "top10pct", "top50")
+
+
+def trial_indices(n_pool: int, n_archs, trials: int, seed: int) -> list:
+    """Index arrays of each trial: all archs once, or ``n_archs`` drawn with seed+t."""
+    if n_archs == "all" or n_archs is None:
+        return [np.arange(n_pool)]
+    if n_archs > n_pool:
+        raise GpproxyError(f"--archs {n_archs}: only {n_pool} archs have a ground truth")
+    return [np.sort(np.random.default_rng(seed + t).choice(n_pool, n_archs, replace=False))
+            for t in range(trials)]
+
+
+def report(scores: np.ndarray, acc: np.ndarray) -> dict:
+    from ..baselines import NASLIB_INVALID
+    from ..fitness import score_report
+
+    rep = score_report(scores, acc)
+    rep["invalid"] = int(np.sum(scores == NASLIB_INVALID))
+    return rep
+
+
+def summarize(reports: list) -> dict:
+    """mean and std (population) of each metric over trials."""
+    out = {}
+    for m in METRICS:
+        v = np.array([r[m] for r in reports], dtype=np.float64)
+        out[m] = (float(np.nanmean(v)), float(np.nanstd(v)) if len(v) > 1 else 0.0)
+    out["n"] = int(reports[0]["n"])
+    out["trials"] = len(reports)
+    out["invalid"] = max(r["invalid"] for r in reports)
+    return out
+
+

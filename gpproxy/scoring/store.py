@@ -1,0 +1,88 @@
+"""Per-arch scores on disk in NAS-Bench-Suite-Zero's layout,
+``data[dataset][arch][proxy] = {"score": ..., "time": ...}``, with the space's
+suite key as arch key (the NASLib 6-tuple for NB201) and ``val_accuracy``
+beside the proxies. NaN/inf scores are stored as -1e8, NASLib's rule. The file
+doubles as a resume point: a rerun computes only what it lacks."""
+from __future__ import annotations
+
+import json
+import math
+import time
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import DataError, GpproxyError
+from ..fileio import atomic_write_json, atomic_write_text
+from .protocol import Protocol
+
+SAVE_EVERY_S = 60.0
+
+
+def suite_key(space: str, arch: str) -> str:
+    """NAS-Bench-Suite-Zero's arch key (the NASLib 6-tuple text for NB201)."""
+    from ..spaces import get_space
+
+    return get_space(space).suite_key(arch)
+
+
+def _finite(value) -> float:
+    from ..baselines import NASLIB_INVALID
+
+    value = float(value)
+    return value if math.isfinite(value) else NASLIB_INVALID
+
+
+class ScoreStore:
+    """``data[dataset][arch][proxy] = {"score", "time"}`` on disk, plus a protocol sidecar.
+
+    ``path=None`` keeps the scores in memory only (the Python API's default).
+    """
+
+    def __init__(self, path, protocol: Protocol):
+        self.path = Path(path) if path is not None else None
+        self.data = {}
+        self._last_save = time.monotonic()
+        self.protocol = protocol
+        if self.path is None:
+            return
+        side = self.protocol_path
+        if self.path.exists():
+            try:
+                self.data = json.loads(self.path.read_text())
+            except (OSError, ValueError) as e:
+                raise DataError(f"scores file {self.path} is unreadable ({e}); delete it or use another --scores")
+            if side.exists():
+                # keys added to Protocol later read as their defaults
+                old = {**Protocol().to_dict(), **json.loads(side.read_text())}
+                diff = [k for k, v in protocol.to_dict().items() if old.get(k) != v]
+                if diff:
+                    k = diff[0]
+                    raise GpproxyError(f"scores file {self.path} was made with {k}={old.get(k)!r}, not "
+                                       f"{getattr(protocol, k)!r}; use another --scores")
+
+    @property
+    def protocol_path(self) -> Path:
+        return self.path.with_name(self.path.name + ".protocol.json")
+
+    def get(self, ds: str, arch_key: str, proxy: str):
+        return self.data.get(ds, {}).get(arch_key, {}).get(proxy)
+
+    def put(self, ds: str, arch_key: str, proxy: str, score: float, seconds: float) -> None:
+        entry = self.data.setdefault(ds, {}).setdefault(arch_key, {})
+        entry[proxy] = {"score": _finite(score), "time": round(float(seconds), 5)}
+
+    def put_label(self, ds: str, arch_key: str, value: float) -> None:
+        self.data.setdefault(ds, {}).setdefault(arch_key, {})["val_accuracy"] = float(value)
+
+    def scores(self, ds: str, keys: list, proxy: str) -> np.ndarray:
+        return np.array([self.data[ds][k][proxy]["score"] for k in keys], dtype=np.float64)
+
+    def save(self, force: bool = True) -> None:
+        if self.path is None:
+            return
+        if not force and time.monotonic() - self._last_save < SAVE_EVERY_S:
+            return
+        atomic_write_json(self.protocol_path, self.protocol.to_dict())
+        atomic_write_text(self.path, json.dumps(self.data, sort_keys=True) + "\n")
+        self._last_save = time.monotonic()
