@@ -16,7 +16,6 @@ import os
 import platform
 import sys
 import time
-from dataclasses import replace
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -39,10 +38,9 @@ def main() -> int:
     rows = []
     for input_spec in ("noise", f"npz:{npz}"):
         for seed in args.seeds:
-            cfg = load_config(ROOT / "experiments" / "quickstart.toml")
-            cfg.seed = seed
             label = "noise" if input_spec == "noise" else "cifar10-npz"
-            cfg.tasks = [replace(base.tasks[0], input=input_spec, cache=str(ROOT / "caches" / f"qs-input-{label}"))]
+            cfg = base.override(seed=seed, **{"task.input": input_spec,
+                                              "task.cache": str(ROOT / "caches" / f"qs-input-{label}")})
             t0 = time.perf_counter()
             summary = Engine(cfg, ROOT / "runs" / f"qs-input-{label}-s{seed}", log=lambda m: None).run()
             sel = summary["heldout"]["selected"][cfg.tasks[0].name]
