@@ -146,12 +146,13 @@ def flops(net, inputs, targets=None, loss_fn=None) -> float:
     """Forward FLOPs of one image in millions, tensorwatch/NASLib conventions.
 
     NAS-Bench-Suite-Zero's ``flops`` baseline (Krishnakumar et al., NeurIPS 2022);
-    counted by ``gpproxy.spaces.nb201.count_flops`` hooks, which work on any
-    net built from Conv2d/Linear/BN/ReLU/pooling leaves.
+    counted by the one hook-based counter of every space
+    (``gpproxy.spaces._common.naslib_flops``), which works on any net built from
+    Conv2d/Linear/BN/ReLU/pooling leaves.
     """
-    from .spaces.nb201 import count_flops
+    from .spaces._common import naslib_flops
 
-    return count_flops(net, (1,) + tuple(inputs.shape[1:]), convention="naslib") / 1e6
+    return naslib_flops(net, (1,) + tuple(inputs.shape[1:])) / 1e6
 
 
 def synflow(net, inputs, targets=None, loss_fn=None) -> float:

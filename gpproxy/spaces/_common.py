@@ -48,12 +48,13 @@ def weight_layers(net: nn.Module, input_shape: tuple[int, ...]) -> list[dict]:
             records.append({"name": name, "type": "Conv2d", "in_channels": module.in_channels,
                             "out_channels": module.out_channels, "kernel": [kh, kw],
                             "stride": list(module.stride), "dilation": list(module.dilation),
-                            "groups": module.groups, "out_hw": [oh, ow], "macs": macs})
+                            "groups": module.groups, "out_hw": [oh, ow], "macs": macs,
+                            "bias": module.bias is not None})
         else:
             records.append({"name": name, "type": "Linear", "in_channels": module.in_features,
                             "out_channels": module.out_features, "kernel": [1, 1], "stride": [1, 1],
                             "dilation": [1, 1], "groups": 1, "out_hw": [1, 1],
-                            "macs": module.in_features * module.out_features})
+                            "macs": module.in_features * module.out_features, "bias": module.bias is not None})
 
     handles = [m.register_forward_hook(functools.partial(hook, name=n))
                for n, m in net.named_modules() if isinstance(m, (nn.Conv2d, nn.Linear))]
@@ -62,12 +63,15 @@ def weight_layers(net: nn.Module, input_shape: tuple[int, ...]) -> list[dict]:
 
 
 def _hooked_eval_forward(net: nn.Module, input_shape, handles) -> None:
-    """One no-grad eval-mode forward on zeros; then restore the mode and drop the hooks."""
+    """One no-grad eval-mode forward on zeros (on the net's device, ``meta`` included);
+    then restore the mode and drop the hooks."""
+    param = next(net.parameters(), None)
+    device, dtype = (param.device, param.dtype) if param is not None else (torch.device("cpu"), torch.float32)
     was_training = net.training
     try:
         net.eval()
         with torch.no_grad():
-            net(torch.zeros(*input_shape))
+            net(torch.zeros(*input_shape, device=device, dtype=dtype))
     finally:
         net.train(was_training)
         for h in handles:

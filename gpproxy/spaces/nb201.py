@@ -72,6 +72,8 @@ from torch import nn
 
 from gpproxy.errors import ArchError
 
+from ._common import count_params, naslib_flops, weight_layers
+
 __all__ = [
     "OPS",
     "EDGES",
@@ -447,11 +449,6 @@ def _check_convention(convention: str) -> None:
         raise ValueError(f"unknown FLOP convention {convention!r}; expected one of {', '.join(_CONVENTIONS)}")
 
 
-def count_params(net: nn.Module) -> int:
-    """Number of parameters; like NB201 and NASLib, frozen ones count too."""
-    return sum(p.numel() for p in net.parameters())
-
-
 def _adaptive_pool_cost(channels: int, in_hw: tuple[int, int], out_hw: tuple[int, int]) -> int:
     # torchstat's formula counts (span + 1) per axis; reproduced because the
     # NAS-Bench-Suite-Zero numbers include it.
@@ -505,57 +502,27 @@ def _leaf_params(spec: dict) -> int:
     return 0
 
 
-def _module_spec(module: nn.Module, name: str, inp: torch.Tensor, out: torch.Tensor) -> dict:
-    """Describe a leaf module from a real forward call (shared with ``layer_specs``' format)."""
-    in_c, in_hw = (inp.shape[1], tuple(inp.shape[2:])) if inp.dim() == 4 else (inp.shape[-1], (1, 1))
-    out_c, out_hw = (out.shape[1], tuple(out.shape[2:])) if out.dim() == 4 else (out.shape[-1], (1, 1))
-    spec = {"name": name, "type": type(module).__name__, "in_channels": int(in_c), "out_channels": int(out_c),
-            "in_hw": tuple(int(s) for s in in_hw), "out_hw": tuple(int(s) for s in out_hw)}
-    if isinstance(module, nn.Conv2d):
-        spec.update(kernel=module.kernel_size[0], stride=module.stride[0], groups=module.groups,
-                    bias=module.bias is not None)
-    elif isinstance(module, nn.Linear):
-        spec.update(kernel=1, stride=1, groups=1, bias=module.bias is not None)
-    elif isinstance(module, nn.BatchNorm2d):
-        spec.update(affine=module.affine)
-    elif isinstance(module, nn.AvgPool2d):
-        kernel = module.kernel_size
-        spec.update(kernel=kernel if isinstance(kernel, int) else kernel[0])
-    return spec
-
-
 def count_flops(net: nn.Module, input_size: Sequence[int] = (1, 3, 32, 32), convention: str = "naslib") -> int:
-    """FLOPs of one forward pass on a tensor of ``input_size``, counted by hooks.
+    """FLOPs of one forward pass on a tensor of ``input_size``, counted by the one
+    hook-based counter of all spaces (:mod:`gpproxy.spaces._common`).
 
     With the default batch of 1 this is per-image FLOPs. ``convention`` is
     ``"naslib"`` (NAS-Bench-Suite-Zero / tensorwatch, the default) or
-    ``"nb201"`` (the authors' ``get_model_infos``); see the module docstring.
-    Works on a net on any device, including ``meta``; training mode is restored.
+    ``"nb201"`` (the authors' ``get_model_infos``: conv and linear layers with
+    their biases); see the module docstring. Works on a net on any device,
+    including ``meta``; training mode is restored.
     """
     _check_convention(convention)
     batch = int(input_size[0])
-    specs: list[dict] = []
-
-    def hook(module, inputs, output, name):
-        specs.append(_module_spec(module, name, inputs[0], output))
-
-    handles = [
-        module.register_forward_hook(functools.partial(hook, name=name))
-        for name, module in net.named_modules()
-        if next(module.children(), None) is None
-    ]
-    param = next(net.parameters(), None)
-    device, dtype = (param.device, param.dtype) if param is not None else (torch.device("cpu"), torch.float32)
-    was_training = net.training
-    try:
-        net.eval()
-        with torch.no_grad():
-            net(torch.zeros(*input_size, device=device, dtype=dtype))
-    finally:
-        net.train(was_training)
-        for handle in handles:
-            handle.remove()
-    return batch * sum(_leaf_flops(spec, convention) for spec in specs)
+    shape = (1,) + tuple(input_size[1:])
+    if convention == "naslib":
+        return batch * naslib_flops(net, shape)
+    per_image = 0
+    for layer in weight_layers(net, shape):
+        oh, ow = layer["out_hw"]
+        bias = layer["out_channels"] * (oh * ow if layer["type"] == "Conv2d" else 1) if layer["bias"] else 0
+        per_image += layer["macs"] + bias
+    return batch * per_image
 
 
 def layer_specs(ops: object, num_classes: int = 10, C: int = 16, N: int = 5,
