@@ -253,10 +253,7 @@ class Engine:
         else:
             random.setstate(state["random_state"])
             memo, logbook, gen = state["memo"], state["logbook"], state["generation"] + 1
-            pop = self._from_strings(state["population"])
-            for ind in pop:
-                ind.fitness.values = (memo[str(ind)]["fitness"], len(ind))
-            pop = tools.selNSGA2(pop, mu)  # restores crowding distances (deterministic)
+            pop = self._restore_population(state)
             rundir.rewrite_log(self.root, logbook)
             self.log(f"resuming {self.root} after generation {state['generation']}")
         for g in range(gen, c.search.generations + 1):
@@ -275,6 +272,24 @@ class Engine:
             pop = tools.selNSGA2(pool, mu)
             self._after_generation(g, pop, memo, logbook, n_new, time.perf_counter() - t0)
         return self.finish(memo)
+
+    def _restore_population(self, state) -> list:
+        """The checkpoint's survivors with their fitness and NSGA-II crowding distances.
+
+        The next generation's tournament reads the crowding distance each survivor
+        got within the whole pool it was selected from; recomputing it within the
+        survivors alone changes which parents win, so a resumed run would leave the
+        uninterrupted one (seen at population 200 after generation 17).
+        """
+        pop = self._from_strings(state["population"])
+        for ind in pop:
+            ind.fitness.values = (state["memo"][str(ind)]["fitness"], len(ind))
+        crowding = state.get("crowding")
+        if crowding is not None and len(crowding) == len(pop):
+            for ind, dist in zip(pop, crowding):
+                ind.fitness.crowding_dist = float(dist)
+            return pop
+        return tools.selNSGA2(pop, len(pop))  # a checkpoint from before crowding distances were saved
 
     def _vary(self, pop):
         s = self.config.search
@@ -308,7 +323,8 @@ class Engine:
                  f"{best['formula'] if best else ''}")
         self._write_tables(memo, heldout=g == 0 or g == self.config.search.generations)
         rundir.save_checkpoint(self.root, {
-            "generation": g, "population": [str(i) for i in pop], "memo": memo,
+            "generation": g, "population": [str(i) for i in pop],
+            "crowding": [float(i.fitness.crowding_dist) for i in pop], "memo": memo,
             "logbook": logbook, "random_state": random.getstate(),
         })
 

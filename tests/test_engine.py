@@ -187,3 +187,44 @@ def test_score_on_cache_is_chunking_independent_and_reports_failures(tiny_table,
     assert set(got) == set(formulas[:2])
     with pytest.raises(ValueError, match="not in this cache"):
         score_on_cache(None, archs, formulas[2:], pack, chunks=kept)
+
+
+@pytest.mark.parametrize("kill_at", [1, 3, 5])
+def test_resume_matches_uninterrupted_at_population_scale(tiny_table, tiny_cache, tmp_path, monkeypatch, kill_at):
+    """With a population large enough for NSGA-II's crowding distances to decide
+    tournaments, a resumed run must still follow the uninterrupted one exactly
+    (the checkpoint keeps each survivor's crowding distance within its pool)."""
+    cfg = tiny_config(tiny_table, tiny_cache, population=64, generations=7, max_height=9, init_max_height=5)
+    full = tmp_path / "full"
+    Engine(cfg, full, log=lambda m: None).run()
+    killed = tmp_path / "killed"
+    original = Engine._after_generation
+
+    def dying(self, g, *a, **k):
+        original(self, g, *a, **k)
+        if g == kill_at:
+            raise Killed()
+
+    monkeypatch.setattr(Engine, "_after_generation", dying)
+    with pytest.raises(Killed):
+        Engine(cfg, killed, log=lambda m: None).run()
+    monkeypatch.setattr(Engine, "_after_generation", original)
+    Engine(cfg, killed, log=lambda m: None).run()
+    strip = [{k: v for k, v in r.items() if k not in ("seconds", "evals_per_s")} for r in rundir.read_log(full)]
+    assert [{k: v for k, v in r.items() if k not in ("seconds", "evals_per_s")}
+            for r in rundir.read_log(killed)] == strip
+    assert _final_population(killed) == _final_population(full)
+
+
+def test_resume_restores_crowding_distances_from_the_pool(tiny_table, tiny_cache, tmp_path):
+    """Crowding distances come from the checkpoint, not from re-ranking the survivors:
+    NSGA-II computed them within the pool (survivors + offspring), and the next
+    tournament depends on them."""
+    engine = Engine(tiny_config(tiny_table, tiny_cache), tmp_path / "r", log=lambda m: None)
+    formulas = ["sum_layers(params)", "sum_layers(frob(W))", "sum_layers(l1(dW))", "max_layers(frob(W))"]
+    memo = {f: {"fitness": fit} for f, fit in zip(formulas, (0.5, 0.4, 0.3, 0.45))}
+    crowding = [float("inf"), 0.37, 1.25, 0.5]
+    pop = engine._restore_population({"population": formulas, "memo": memo, "crowding": crowding})
+    assert [str(i) for i in pop] == formulas
+    assert [i.fitness.crowding_dist for i in pop] == crowding
+    assert [i.fitness.values[0] for i in pop] == [0.5, 0.4, 0.3, 0.45]
