@@ -88,7 +88,7 @@ def time_limit(seconds: float):
 
 def score_on_cache(source, archs, formulas, pack, device="cpu", chunk_archs="auto", chunks=None, *,
                    stats=None, memos=None, matrix_memo_bytes=MATRIX_MEMO_BYTES, errors=None,
-                   seconds=None) -> dict:
+                   seconds=None, timeout: float = 0.0) -> dict:
     """Scores of `formulas` on `archs`: {formula: float64 array in `archs` order}.
 
     The one place where formulas meet chunks of cached statistics: engine
