@@ -317,6 +317,8 @@ def _build_cache(root, spec, archs, jobs, device, benchmark, target, targets, pr
     space = get_space(spec.space)
     canon = [space.canonical(a) for a in archs]
     manifest_path = root / "cache.json"
+    # The input first: a missing image file must be reported as such, not hide behind a spec mismatch.
+    x, y, input_info = load_input(spec)
     if manifest_path.exists():
         manifest = open_cache(root).manifest
         _check_compatible(root, manifest, spec)
@@ -327,7 +329,6 @@ def _build_cache(root, spec, archs, jobs, device, benchmark, target, targets, pr
         raise GpproxyError(f"cache {root} was built from another version of {spec.space} (sha256 "
                            f"{manifest['space_file']['sha256'][:12]}, now {space_file['sha256'][:12]}); "
                            "use another --out (numbers made differently must not be mixed)")
-    x, y, input_info = load_input(spec)
     manifest["input_info"] = input_info
     if input_info.get("labels_wrapped"):
         log(f"cache {root}: labels of {spec.input} outside 0..{spec.num_classes - 1} are folded into that "
