@@ -157,8 +157,8 @@ class Config:
 
 MIN_SEARCH_ARCHS = 4
 MIN_SUBSET_ARCHS = 4
-_NAME = re.compile(r"^[^./\\\x00-\x1f][^/\\\x00-\x1f]{0,199}$")  # names a file: no separators
-_DEVICE = re.compile(r"^(auto|cpu|cuda(:\d+)?|mps)$")
+_NAME = re.compile(r"[^./\\\x00-\x1f][^/\\\x00-\x1f]{0,199}")  # names a file: no separators
+_DEVICE = re.compile(r"(auto|cpu|cuda(:[0-9]+)?|mps)")
 
 
 def _any(v):
@@ -207,9 +207,9 @@ def _probability(v):
 
 
 TOP_RULES = {
-    "name": rule(str, lambda v: bool(_NAME.match(v)), "without / or \\ or a leading dot (it names a directory)"),
+    "name": rule(str, lambda v: bool(_NAME.fullmatch(v)), "without / or \\ or a leading dot (it names a directory)"),
     "seed": rule(int, _non_negative, ">= 0"),
-    "device": rule(str, lambda v: bool(_DEVICE.match(v)), "auto, cpu, cuda or cuda:N"),
+    "device": rule(str, lambda v: bool(_DEVICE.fullmatch(v)), "auto, cpu, cuda or cuda:N"),
 }
 SEARCH_RULES = {
     "pack": rule(str, lambda v: bool(v.strip()), "naming a pack or a .py file"),
@@ -237,7 +237,7 @@ FITNESS_RULES = {
     "combine": rule(str, lambda v: v in ("mean", "min"), "mean or min"),
 }
 TASK_RULES = {
-    "name": rule(str, lambda v: bool(_NAME.match(v)), "without / or \\ or a leading dot (it names files)"),
+    "name": rule(str, lambda v: bool(_NAME.fullmatch(v)), "without / or \\ or a leading dot (it names files)"),
     "space": rule(str, lambda v: bool(v.strip()), "naming a space or a .py file"),
     "benchmark": rule(str, lambda v: bool(v.strip()), "naming a benchmark"),
     "target": rule(str),
