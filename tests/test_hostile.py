@@ -232,6 +232,18 @@ def test_cache_out_that_is_a_file_or_under_a_file(tiny_table, tmp_path, capsys):
         assert want in line and str(f) in line, line
 
 
+def test_outputs_that_are_files_or_directories(base_config, tmp_path, capsys):
+    f = tmp_path / "afile"
+    f.write_text("x")
+    cfg = tmp_path / "c.toml"
+    cfg.write_text(to_toml(base_config))
+    line = one_error_line(capsys, main(["evolve", str(cfg), "--out", str(f)]))
+    assert f"run directory {f} is a file" in line
+    line = one_error_line(capsys, main(["export", "--formula", "sum_layers(frob(W))", "-o", str(tmp_path)]))
+    assert str(tmp_path) in line
+    assert f.read_text() == "x"
+
+
 def test_os_errors_are_one_line(monkeypatch, tmp_path, capsys):
     import errno
 
