@@ -344,7 +344,7 @@ def _build_cache(root, spec, archs, jobs, device, benchmark, target, targets, pr
             manifest["keys"][a] = space.key(a)
             known.add(a)
     (root / "stats").mkdir(parents=True, exist_ok=True)
-    for stale in (root / "stats").glob(".*.tmp"):  # left by a killed writer
+    for stale in [*root.glob(".*.tmp"), *(root / "stats").glob(".*.tmp")]:  # left by a killed writer
         stale.unlink(missing_ok=True)
     atomic_write_json(manifest_path, manifest)
     cache = Cache(root, manifest)

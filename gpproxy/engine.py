@@ -8,6 +8,7 @@ ends exactly where an uninterrupted one does, on any backend.
 """
 from __future__ import annotations
 
+import os
 import random
 import statistics
 import sys
@@ -183,8 +184,6 @@ class Engine:
                                      c.search.eval_timeout)
 
     def protocol(self) -> dict:
-        import os
-
         from .cache import open_cache
 
         out = {"correlation": self.config.fitness.correlation, "workdir": os.getcwd(), "tasks": []}
@@ -241,6 +240,8 @@ class Engine:
         c = self.config
         rundir.remove_stale_temporaries(self.root)
         rundir.check_workdir(self.root, c)
+        if not (self.root / "protocol.json").exists():  # say where relative paths point before building caches
+            rundir.atomic_write_json(self.root / "protocol.json", {"workdir": os.getcwd()})
         state = rundir.load_checkpoint(self.root)
         if state is not None:
             old = rundir.read_config(self.root)

@@ -361,6 +361,7 @@ def test_stray_temporaries_and_generation_zero_line_after_a_kill(tiny_table, tin
     run = gpproxy.evolve(tiny_config(tiny_table, tiny_cache, generations=1), out=root, log=lambda m: None)
     assert [r["generation"] for r in run.log] == [0, 1]
     assert not list(root.glob(".*.tmp")) and not (root / ".gpproxy.lock").exists()
+    assert json.loads((root / "protocol.json").read_text())["workdir"] == os.getcwd()
 
 
 def test_resume_from_another_directory_is_refused(tiny_table, tiny_cache, tmp_path, monkeypatch, capsys):
@@ -609,6 +610,23 @@ def test_missing_values_are_dropped_and_counted(tiny_table, tmp_path):
     td = prepare_task(task, log=said.append)
     assert any("4 of 60 archs have no finite 'acc' value" in m for m in said), said
     assert len(td.search_archs) == 4 and np.all(np.isfinite(td.search_acc))
+
+
+def test_image_inputs(tiny_table, tiny_cache, tmp_path, capsys):
+    """A missing npz is reported as such (not as a cache mismatch); 1x1 images are
+    refused; labels beyond the net's classes are folded, and the build says so."""
+    base = ["cache", "--benchmark", str(tiny_table), "--archs", "1", "--batch", "2"]
+    line = one_error_line(capsys, main(base + ["--input", f"npz:{tmp_path / 'none.npz'}", "--out", str(tiny_cache)]))
+    assert "not found" in line
+    rng = np.random.default_rng(0)
+    np.savez(tmp_path / "dot.npz", x_train=rng.integers(0, 256, (4, 1, 1, 3), dtype=np.uint8), y_train=np.arange(4))
+    line = one_error_line(capsys, main(base + ["--input", f"npz:{tmp_path / 'dot.npz'}", "--out", str(tmp_path / "c1")]))
+    assert "1x1 pixels" in line
+    np.savez(tmp_path / "big.npz", x_train=rng.integers(0, 256, (4, 8, 8, 3), dtype=np.uint8),
+             y_train=np.array([0, 50, 99, 3]))
+    assert main(base + ["--input", f"npz:{tmp_path / 'big.npz'}", "--resolution", "8", "--act-features", "8",
+                        "--weight-rows", "4", "--weight-cols", "8", "--out", str(tmp_path / "c2")]) == 0
+    assert "folded into that range" in capsys.readouterr().err
 
 
 def test_stats_file_of_another_arch_is_detected_and_rebuilt(tiny_cache, tmp_path):
