@@ -143,9 +143,15 @@ def _npy_bytes(arr: np.ndarray) -> bytes:
 
 
 def build_one(spec_dict: dict, arch: str, key: str, out_dir: str, x, y,
-              device: str = "cpu", threads: int | None = 1) -> tuple[str, float, int]:
-    """Build, probe and store one arch. Runs inside a worker process."""
+              device: str = "cpu", threads: int | None = 1, parent: int | None = None) -> tuple[str, float, int]:
+    """Build, probe and store one arch. Runs inside a worker process (``parent``:
+    the driver's pid, so that the worker dies with it)."""
     import torch
+
+    if parent is not None:
+        from .lock import die_with_parent
+
+        die_with_parent(parent)
 
     from .probe import probe_arch
     from .spaces import get_space
@@ -157,9 +163,14 @@ def build_one(spec_dict: dict, arch: str, key: str, out_dir: str, x, y,
     try:
         spec = CacheSpec.from_dict(spec_dict)
         space = get_space(spec.space)
-        layers, seconds = probe_arch(lambda a: space.build(a, spec.num_classes), arch, x, y,
-                                     spec.probe, init_seed=spec.seed, device=device,
-                                     channels_last=space.channels_last(device))
+        try:
+            layers, seconds = probe_arch(lambda a: space.build(a, spec.num_classes), arch, x, y,
+                                         spec.probe, init_seed=spec.seed, device=device,
+                                         channels_last=space.channels_last(device))
+        except RuntimeError as e:  # e.g. an input too small for the net's poolings
+            first = (str(e).splitlines() or [""])[0][:160]
+            raise GpproxyError(f"arch {arch}: the network fails on a {spec.batch}x3x{spec.resolution}x"
+                               f"{spec.resolution} input ({first}); check --resolution/--batch") from None
     finally:
         torch.set_num_threads(before)
     payload, meta = encode_record(arch, key, layers, spec.storage, seconds)
@@ -201,8 +212,10 @@ class Cache:
             return "missing"
         try:
             meta = json.loads(meta_path.read_text())
-            ok = npy_path.exists() and digest(npy_path.read_bytes()) == meta["checksum"]
-        except (ValueError, KeyError, OSError):
+            # A file copied over from another arch passes its checksum: its header names the other arch.
+            ok = (meta.get("arch") == arch and npy_path.exists()
+                  and digest(npy_path.read_bytes()) == meta["checksum"])
+        except (ValueError, KeyError, OSError, AttributeError, TypeError):
             ok = False
         return "ok" if ok else "corrupt"
 
@@ -217,9 +230,13 @@ class Cache:
         except (OSError, ValueError) as e:
             raise DataError(f"cache {self.root}: arch {arch} ({key}) is missing or unreadable "
                             f"({e.__class__.__name__}); rerun `gpproxy cache` to build it") from None
-        if digest(raw) != meta.get("checksum"):
+        if not isinstance(meta, dict) or digest(raw) != meta.get("checksum"):
             raise DataError(f"cache {self.root}: {npy_path.name} is corrupt (checksum mismatch); "
                             f"rerun `gpproxy cache` with the same --out to rebuild it")
+        if meta.get("arch") != arch:
+            raise DataError(f"cache {self.root}: {meta_path.name} holds the statistics of arch "
+                            f"{str(meta.get('arch'))[:80]}, not of {arch}; rerun `gpproxy cache` with the "
+                            f"same --out to rebuild it")
         arr = np.load(npy_path, mmap_mode="r" if mmap else None, allow_pickle=False)
         return meta, arr
 
@@ -281,15 +298,27 @@ def build_cache(root, spec: CacheSpec, archs: list, jobs: int = 1, device: str =
     """Create or complete a cache for `archs`; only missing/corrupt archs are computed.
 
     Returns the opened cache. `archs` may be in any accepted encoding; they are
-    stored canonically.
+    stored canonically. One process builds into a directory at a time
+    (:func:`gpproxy.lock.owned`); a second one is refused.
     """
-    from .spaces import get_space
+    from .lock import owned
 
     log = log or (lambda msg: print(msg, file=sys.stderr, flush=True))
     root = Path(root)
+    if root.exists() and not root.is_dir():
+        raise GpproxyError(f"cache {root} is a file, not a directory; choose another --out / cache path")
+    with owned(root, "cache", log=log):
+        return _build_cache(root, spec, archs, jobs, device, benchmark, target, targets, progress, log, backend)
+
+
+def _build_cache(root, spec, archs, jobs, device, benchmark, target, targets, progress, log, backend) -> Cache:
+    from .spaces import get_space
+
     space = get_space(spec.space)
     canon = [space.canonical(a) for a in archs]
     manifest_path = root / "cache.json"
+    # The input first: a missing image file must be reported as such, not hide behind a spec mismatch.
+    x, y, input_info = load_input(spec)
     if manifest_path.exists():
         manifest = open_cache(root).manifest
         _check_compatible(root, manifest, spec)
@@ -300,8 +329,10 @@ def build_cache(root, spec: CacheSpec, archs: list, jobs: int = 1, device: str =
         raise GpproxyError(f"cache {root} was built from another version of {spec.space} (sha256 "
                            f"{manifest['space_file']['sha256'][:12]}, now {space_file['sha256'][:12]}); "
                            "use another --out (numbers made differently must not be mixed)")
-    x, y, input_info = load_input(spec)
     manifest["input_info"] = input_info
+    if input_info.get("labels_wrapped"):
+        log(f"cache {root}: labels of {spec.input} outside 0..{spec.num_classes - 1} are folded into that "
+            f"range (label mod {spec.num_classes})")
     if benchmark:
         manifest["benchmark"] = benchmark
     if target:
@@ -313,7 +344,7 @@ def build_cache(root, spec: CacheSpec, archs: list, jobs: int = 1, device: str =
             manifest["keys"][a] = space.key(a)
             known.add(a)
     (root / "stats").mkdir(parents=True, exist_ok=True)
-    for stale in (root / "stats").glob(".*.tmp"):  # left by a killed writer
+    for stale in [*root.glob(".*.tmp"), *(root / "stats").glob(".*.tmp")]:  # left by a killed writer
         stale.unlink(missing_ok=True)
     atomic_write_json(manifest_path, manifest)
     cache = Cache(root, manifest)
@@ -375,6 +406,8 @@ def _run_jobs(spec, todo, keys, root, x, y, jobs, device, backend="loky"):
     from joblib import Parallel, delayed
 
     # loky processes, one torch thread each; unordered so progress is live.
+    import os
+
     par = Parallel(n_jobs=jobs, backend="loky", return_as="generator_unordered")
-    yield from par(delayed(build_one)(spec_dict, a, keys[a], str(root), x, y, device, 1)
+    yield from par(delayed(build_one)(spec_dict, a, keys[a], str(root), x, y, device, 1, os.getpid())
                    for a in todo)

@@ -27,10 +27,29 @@ def _archs_arg(text: str):
     return [ln.strip() for ln in path.read_text().splitlines() if ln.strip() and not ln.startswith("#")]
 
 
+def _check_args(args, names: tuple) -> None:
+    """Each named argument against the config's rule of the same setting, before any work."""
+    from .config import TASK_RULES, TOP_RULES, rule, check_value
+
+    extra = {"jobs": rule(int, lambda v: v >= 1, ">= 1"), "trials": rule(int, lambda v: v >= 1, ">= 1"),
+             "threads": rule(int, lambda v: v >= 0, ">= 0 (0: torch's default)"),
+             "generations": rule(int, lambda v: v >= 0, ">= 0"),
+             "rank": rule(int, lambda v: v >= 0, ">= 0")}
+    for name in names:
+        value = getattr(args, name)
+        if value is None:
+            continue
+        r = extra.get(name) or TASK_RULES.get(name) or TOP_RULES[name]
+        check_value("--" + name.replace("_", "-"), value, r)
+
+
 def cmd_cache(args) -> int:
     from .cache import CacheSpec
     from .probe import ProbeConfig
     from .tasks import cache_benchmark
+
+    _check_args(args, ("num_classes", "batch", "seed", "resolution", "act_features", "weight_rows",
+                       "weight_cols", "jobs", "device"))
 
     spec = CacheSpec(space=args.space, num_classes=args.num_classes, batch=args.batch, seed=args.seed,
                      input=args.input, resolution=args.resolution, storage=args.storage,
@@ -46,8 +65,10 @@ def cmd_cache(args) -> int:
 
 
 def cmd_describe(args) -> int:
+    from .config import check_value, rule
     from .spaces import get_space
 
+    check_value("--num-classes", args.num_classes, rule(int, lambda v: v >= 1, ">= 1"))
     info = get_space(args.space).describe(args.arch, args.num_classes)
     if args.json:
         print(json.dumps(info, indent=1))
@@ -64,6 +85,7 @@ def cmd_describe(args) -> int:
 def cmd_evolve(args) -> int:
     from .api import evolve
 
+    _check_args(args, ("generations",))
     overrides = {}
     if args.device:
         overrides["device"] = args.device
@@ -140,11 +162,14 @@ def cmd_export(args) -> int:
     from .export import export_formula
     from .run import Run
 
+    _check_args(args, ("rank",))
     if args.formula is not None:
         if args.run or args.rank is not None:
             raise GpproxyError("--formula exports a formula on its own: give no run directory and no --rank")
-        out = export_formula(args.formula, args.output, args.pack)
+        out = export_formula(args.formula, args.output, args.pack or "default")
     elif args.run:
+        if args.pack is not None:
+            raise GpproxyError("--pack goes with --formula; a run directory exports with the run's own pack")
         out = Run.open(args.run).export(args.output, rank=args.rank)
     else:
         raise GpproxyError("give a run directory or --formula")
@@ -201,16 +226,11 @@ def _bench_arguments(p) -> None:
 def _setup(args):
     from .scoring import Protocol
 
+    _check_args(args, ("threads", "batch", "trials", "seed", "resolution"))
     if args.threads:
         import torch
 
         torch.set_num_threads(args.threads)
-    if args.batch < 2:
-        raise GpproxyError("--batch must be at least 2 (correlation-based proxies need 2 samples)")
-    if args.trials < 1:
-        raise GpproxyError("--trials must be at least 1")
-    if args.resolution is not None and args.resolution < 1:
-        raise GpproxyError("--resolution must be a positive number of pixels")
     return Protocol(space=args.space, batch=args.batch, seed=args.seed, input=args.input, pack=args.pack,
                     per_arch_seed=args.per_arch_seed, resolution=args.resolution)
 
@@ -270,8 +290,16 @@ def cmd_bench(args) -> int:
     return 0
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse with the package's one-line errors (argparse prints usage + error)."""
+
+    def error(self, message):
+        print(f"gpproxy: error: {self.prog}: {_one_line(message)} (see {self.prog} --help)", file=sys.stderr)
+        raise SystemExit(2)
+
+
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="gpproxy", description="Discover zero-cost NAS proxies with typed GP.")
+    p = _Parser(prog="gpproxy", description="Discover zero-cost NAS proxies with typed GP.")
     sub = p.add_subparsers(dest="command", required=True)
 
     c = sub.add_parser("cache", help="build (or complete) a statistics cache")
@@ -327,7 +355,7 @@ def build_parser() -> argparse.ArgumentParser:
     x.add_argument("run", nargs="?", default=None)
     x.add_argument("--rank", type=int, default=None, help="row of pareto.csv (default: the selected one)")
     x.add_argument("--formula", default=None)
-    x.add_argument("--pack", default="default", help="primitive pack of --formula (a run uses its own)")
+    x.add_argument("--pack", default=None, help="primitive pack of --formula (default: default; a run uses its own)")
     x.add_argument("-o", "--output", required=True)
     x.set_defaults(fn=cmd_export)
 
@@ -336,12 +364,31 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def _one_line(text: str) -> str:
+    """An error message as one line: a newline in a value (a file name, a cell) must
+    not turn one error into several lines."""
+    return " ".join(str(text).split()) or "(no message)"
+
+
+def _os_error(e: OSError) -> str:
+    """One line naming the path and what the system said (permission, not a directory, disk full)."""
+    what = e.strerror or type(e).__name__
+    paths = " -> ".join(repr(str(p)) for p in (e.filename, e.filename2) if p is not None)
+    return f"{what}: {paths}" if paths else f"{what} ({e})"
+
+
 def main(argv=None) -> int:
-    args = build_parser().parse_args(argv)
+    try:
+        args = build_parser().parse_args(argv)
+    except SystemExit as e:  # --help (0) or a usage error (2, already printed)
+        return e.code if isinstance(e.code, int) else 2
     try:
         return args.fn(args)
     except GpproxyError as e:
-        print(f"gpproxy: error: {e}", file=sys.stderr)
+        print(f"gpproxy: error: {_one_line(e)}", file=sys.stderr)
+        return 2
+    except OSError as e:
+        print(f"gpproxy: error: {_one_line(_os_error(e))}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("gpproxy: interrupted; rerun the same command to resume", file=sys.stderr)

@@ -9,6 +9,8 @@ not silently fall back to a default.
 from __future__ import annotations
 
 import json
+import math
+import re
 import sys
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
@@ -63,6 +65,7 @@ class SearchConfig:
     jobs: int = 2  # local processes, or dask workers of the LocalCluster started when no address is given
     dask_address: str = ""  # an existing dask scheduler, e.g. "tcp://10.0.0.5:8786"
     chunk_archs: int | str = "auto"  # archs per evaluation chunk; "auto" sizes chunks for the device
+    eval_timeout: float = 0.0  # seconds one formula may take on one chunk (user packs that hang); 0 = no limit
 
 
 @dataclass
@@ -115,33 +118,151 @@ class Config:
         return config_from_dict(data)
 
     def validate(self) -> "Config":
-        if self.fitness.correlation not in CORRELATIONS:
-            raise GpproxyError(f"fitness.correlation must be one of {', '.join(CORRELATIONS)}, "
-                               f"not {self.fitness.correlation!r}")
-        if self.fitness.combine not in ("mean", "min"):
-            raise GpproxyError(f"fitness.combine must be mean or min, not {self.fitness.combine!r}")
-        if self.search.backend not in ("serial", "local", "dask"):
-            raise GpproxyError(f"search.backend must be serial, local or dask, not {self.search.backend!r}")
-        ca = self.search.chunk_archs
-        if ca != "auto" and not (isinstance(ca, int) and not isinstance(ca, bool) and ca > 0):
-            raise GpproxyError(f"search.chunk_archs must be a positive number or \"auto\", not {ca!r}")
-        if self.search.population < 4 or self.search.population % 4:
+        """Every value checked for type and range, naming the key, the value and what is allowed."""
+        _check_section(self, "", TOP_RULES)
+        _check_section(self.search, "search.", SEARCH_RULES)
+        _check_section(self.fitness, "fitness.", FITNESS_RULES)
+        s = self.search
+        if s.population % 4:
             raise GpproxyError(f"search.population must be a multiple of 4 (NSGA-II tournament), "
-                               f"got {self.search.population}")
-        if not self.tasks:
-            raise GpproxyError("a config needs at least one [[task]]")
+                               f"got {s.population}")
+        if not s.init_min_height <= s.init_max_height <= s.max_height:
+            raise GpproxyError(f"search heights must satisfy init_min_height <= init_max_height <= max_height, "
+                               f"got {s.init_min_height}, {s.init_max_height}, {s.max_height}")
+        if s.subtree_mut_prob + s.point_mut_prob > 1:
+            raise GpproxyError(f"search.subtree_mut_prob + search.point_mut_prob must be at most 1, got "
+                               f"{s.subtree_mut_prob} + {s.point_mut_prob}")
+        if not isinstance(self.tasks, list) or not self.tasks:
+            raise GpproxyError("a config needs at least one [[task]] table (note the double brackets)")
+        for i, t in enumerate(self.tasks):
+            _check_section(t, f"task #{i + 1} ({t.name!r}): " if isinstance(t.name, str) else f"task #{i + 1}: ",
+                           TASK_RULES)
+            if self.fitness.subsets > 0:
+                size = round(t.search_archs * self.fitness.subset_fraction)
+                if size < MIN_SUBSET_ARCHS:
+                    raise GpproxyError(
+                        f"task {t.name}: fitness.subset_fraction = {self.fitness.subset_fraction} of "
+                        f"search_archs = {t.search_archs} gives subsets of {size} archs; at least "
+                        f"{MIN_SUBSET_ARCHS} are needed for a meaningful rank correlation")
         names = [t.name for t in self.tasks]
         if len(set(names)) != len(names):
             raise GpproxyError(f"task names must be unique, got {names}")
-        for t in self.tasks:
-            if t.heldout_archs != "rest" and not isinstance(t.heldout_archs, int):
-                raise GpproxyError(f"task {t.name}: heldout_archs must be a number or \"rest\"")
-            if t.storage not in ("float16", "float32"):
-                raise GpproxyError(f"task {t.name}: storage must be float16 or float32")
         return self
 
 
-def _fill(cls, data: dict, where: str):
+# ---------------------------------------------------------------- value rules
+# A rule: (kind, check, allowed) where kind is int | float | bool | str, check
+# a predicate on the value (after the type check) and allowed the text saying
+# what is accepted. "int|str" kinds accept one of the listed words instead.
+
+MIN_SEARCH_ARCHS = 4
+MIN_SUBSET_ARCHS = 4
+_NAME = re.compile(r"[^./\\\x00-\x1f][^/\\\x00-\x1f]{0,199}")  # names a file: no separators
+_DEVICE = re.compile(r"(auto|cpu|cuda(:[0-9]+)?|mps)")
+
+
+def _any(v):
+    return True
+
+
+def rule(kind, check=_any, allowed="", words=()):
+    return (kind, check, allowed, tuple(words))
+
+
+def check_value(key: str, value, r) -> None:
+    """GpproxyError naming ``key`` unless ``value`` satisfies rule ``r``."""
+    kind, check, allowed, words = r
+    if words and isinstance(value, str) and value in words:
+        return
+    if kind is float:
+        ok_type = isinstance(value, (int, float)) and not isinstance(value, bool)
+        ok_type = ok_type and math.isfinite(value)
+    elif kind is int:
+        ok_type = isinstance(value, int) and not isinstance(value, bool)
+    else:
+        ok_type = isinstance(value, kind)
+    if not ok_type or not check(value):
+        what = {int: "an integer", float: "a finite number", bool: "true or false", str: "a string"}[kind]
+        alts = " or " + " or ".join(f'"{w}"' for w in words) if words else ""
+        shown = repr(value) if not isinstance(value, str) else json.dumps(value[:80])
+        raise GpproxyError(f"{key} = {shown} is not allowed: must be {what}{' ' + allowed if allowed else ''}"
+                           f"{alts}")
+
+
+def _check_section(obj, prefix: str, rules: dict) -> None:
+    for name, r in rules.items():
+        check_value(f"{prefix}{name}", getattr(obj, name), r)
+
+
+def _positive(v):
+    return v >= 1
+
+
+def _non_negative(v):
+    return v >= 0
+
+
+def _probability(v):
+    return 0 <= v <= 1
+
+
+TOP_RULES = {
+    "name": rule(str, lambda v: bool(_NAME.fullmatch(v)), "without / or \\ or a leading dot (it names a directory)"),
+    "seed": rule(int, _non_negative, ">= 0"),
+    "device": rule(str, lambda v: bool(_DEVICE.fullmatch(v)), "auto, cpu, cuda or cuda:N"),
+}
+SEARCH_RULES = {
+    "pack": rule(str, lambda v: bool(v.strip()), "naming a pack or a .py file"),
+    "population": rule(int, lambda v: v >= 4, ">= 4 (a multiple of 4)"),
+    "generations": rule(int, _non_negative, ">= 0"),
+    "init_min_height": rule(int, _non_negative, ">= 0"),
+    "init_max_height": rule(int, _non_negative, ">= 0"),
+    "max_height": rule(int, lambda v: 1 <= v <= 30, "in 1..30"),
+    "cx_prob": rule(float, _probability, "in [0, 1]"),
+    "subtree_mut_prob": rule(float, _probability, "in [0, 1]"),
+    "point_mut_prob": rule(float, _probability, "in [0, 1]"),
+    "seed_baselines": rule(bool),
+    "hall_of_fame": rule(int, _non_negative, ">= 0"),
+    "select_tolerance": rule(float, _non_negative, ">= 0"),
+    "backend": rule(str, lambda v: v in ("serial", "local", "dask"), "serial, local or dask"),
+    "jobs": rule(int, _positive, ">= 1"),
+    "dask_address": rule(str),
+    "chunk_archs": rule(int, _positive, ">= 1", words=("auto",)),
+    "eval_timeout": rule(float, _non_negative, ">= 0 seconds (0: no limit)"),
+}
+FITNESS_RULES = {
+    "correlation": rule(str, lambda v: v in CORRELATIONS, "one of " + ", ".join(CORRELATIONS)),
+    "subsets": rule(int, _non_negative, ">= 0"),
+    "subset_fraction": rule(float, lambda v: 0 < v < 1, "strictly between 0 and 1"),
+    "combine": rule(str, lambda v: v in ("mean", "min"), "mean or min"),
+}
+TASK_RULES = {
+    "name": rule(str, lambda v: bool(_NAME.fullmatch(v)), "without / or \\ or a leading dot (it names files)"),
+    "space": rule(str, lambda v: bool(v.strip()), "naming a space or a .py file"),
+    "benchmark": rule(str, lambda v: bool(v.strip()), "naming a benchmark"),
+    "target": rule(str),
+    "num_classes": rule(int, lambda v: v >= 2, ">= 2"),
+    "search_archs": rule(int, lambda v: v >= MIN_SEARCH_ARCHS, f">= {MIN_SEARCH_ARCHS}"),
+    "heldout_archs": rule(int, lambda v: v >= 2, ">= 2", words=("rest",)),
+    "split_seed": rule(int, _non_negative, ">= 0"),
+    "batch": rule(int, lambda v: v >= 2, ">= 2"),
+    "seed": rule(int, _non_negative, ">= 0"),
+    "input": rule(str),
+    "resolution": rule(int, lambda v: 4 <= v <= 4096, "in 4..4096 pixels"),
+    "storage": rule(str, lambda v: v in ("float16", "float32"), "float16 or float32"),
+    "act_features": rule(int, _positive, ">= 1"),
+    "weight_rows": rule(int, _positive, ">= 1"),
+    "weight_cols": rule(int, _positive, ">= 1"),
+    "noise_pass": rule(bool),
+    "moments": rule(bool),
+    "cache": rule(str),
+}
+
+
+def _fill(cls, data, where: str):
+    if not isinstance(data, dict):
+        hint = " (write [[task]], with double brackets, one table per task)" if where.startswith("[[task]]") else ""
+        raise GpproxyError(f"{where} must be a table of key = value settings, not {type(data).__name__}{hint}")
     known = {f.name for f in fields(cls)}
     unknown = sorted(set(data) - known)
     if unknown:
@@ -153,12 +274,19 @@ RunConfig = Config  # the name the engine and older code use
 
 
 def config_from_dict(data: dict) -> Config:
+    if not isinstance(data, dict):
+        raise GpproxyError(f"a config is a table of settings, not {type(data).__name__}")
     data = dict(data)
     search = _fill(SearchConfig, data.pop("search", {}), "[search]")
     fitness = _fill(FitnessConfig, data.pop("fitness", {}), "[fitness]")
-    raw_tasks = data.pop("task", None)
-    if raw_tasks is None:
-        raw_tasks = data.pop("tasks", [{}])
+    if "task" not in data and "tasks" not in data:
+        raise GpproxyError("a config needs at least one [[task]] table (space, benchmark, archs); "
+                           "see experiments/quickstart.toml")
+    raw_tasks = data.pop("task") if "task" in data else data.pop("tasks")
+    if isinstance(raw_tasks, dict):
+        raise GpproxyError("[task] must be written [[task]] (double brackets): a config holds a list of tasks")
+    if not isinstance(raw_tasks, list):
+        raise GpproxyError(f"task must be a list of [[task]] tables, not {type(raw_tasks).__name__}")
     tasks = [_fill(TaskConfig, t, f"[[task]] #{i + 1}") for i, t in enumerate(raw_tasks)]
     run = _fill(Config, data, "the top level")
     run.search, run.fitness, run.tasks = search, fitness, tasks
@@ -186,6 +314,10 @@ def load_config(path) -> Config:
             data = tomllib.loads(path.read_text())
     except FileNotFoundError:
         raise GpproxyError(f"config file {path} does not exist") from None
-    except (tomllib.TOMLDecodeError, ValueError) as e:
+    except IsADirectoryError:
+        raise GpproxyError(f"config file {path} is a directory, not a TOML/JSON file") from None
+    except UnicodeDecodeError:
+        raise GpproxyError(f"config file {path} is not UTF-8 text") from None
+    except (tomllib.TOMLDecodeError, ValueError, RecursionError) as e:
         raise GpproxyError(f"config file {path} is not valid {'JSON' if path.suffix == '.json' else 'TOML'}: {e}") from None
     return config_from_dict(data)

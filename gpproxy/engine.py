@@ -8,6 +8,7 @@ ends exactly where an uninterrupted one does, on any backend.
 """
 from __future__ import annotations
 
+import os
 import random
 import statistics
 import sys
@@ -102,25 +103,32 @@ class HeldoutScorer:
 
     KEEP_ARCHS = 3000
 
-    def __init__(self, pack, tasks: list, device: str, chunk_archs: int):
+    def __init__(self, pack, tasks: list, device: str, chunk_archs: int, timeout: float = 0.0):
         self.pack, self.tasks, self.device, self.chunk = pack, tasks, device, chunk_archs
+        self.timeout = timeout
         self._kept = {}
 
-    def scores(self, formulas: list, td) -> dict:
-        """{formula: scores on td's held-out archs (in td.heldout_archs order)}."""
+    def scores(self, formulas: list, td, errors=None) -> dict:
+        """{formula: scores on td's held-out archs (in td.heldout_archs order)}; with
+        ``errors`` (a dict), a formula that fails is left out and its error kept there."""
         from .cache import open_cache
         from .evaluator import score_on_cache
 
         keep = self._kept.setdefault(td.config.name, []) if len(td.heldout_archs) <= self.KEEP_ARCHS else None
         return score_on_cache(open_cache(td.cache_root), td.heldout_archs, formulas, self.pack,
-                              self.device, self.chunk, chunks=keep)
+                              self.device, self.chunk, chunks=keep, errors=errors, timeout=self.timeout)
 
     def report(self, formulas: list) -> dict:
-        """{formula: {task: score_report or None if the scores cannot be ranked}}."""
+        """{formula: {task: score_report or None if the scores cannot be ranked}}.
+
+        A formula that raises on the held-out statistics (a user primitive that
+        fails only on some archs) is None there: the run still finishes."""
         out = {f: {} for f in formulas}
         for td in self.tasks:
-            for f, s in self.scores(formulas, td).items():
-                ok = np.all(np.isfinite(s)) and np.ptp(s) > 0
+            scores = self.scores(formulas, td, errors={})
+            for f in formulas:
+                s = scores.get(f)
+                ok = s is not None and np.all(np.isfinite(s)) and np.ptp(s) > 0
                 out[f][td.config.name] = score_report(s, td.heldout_acc) if ok else None
         return out
 
@@ -168,16 +176,17 @@ class Engine:
             task_evals.append(TaskEval(td.config.name, str(td.cache_root), tuple(td.search_archs),
                                        tuple(float(a) for a in td.search_acc), subsets))
         self.eval_spec = EvalSpec(c.search.pack, tuple(task_evals), c.fitness.correlation,
-                                  c.fitness.combine, self.device, c.search.chunk_archs)
+                                  c.fitness.combine, self.device, c.search.chunk_archs, c.search.eval_timeout)
         # One GPU is best fed by one process; a dask cluster may hold one GPU per worker.
         backend = "serial" if self.device != "cpu" and c.search.backend == "local" else c.search.backend
         self.evaluator = make_evaluator(self.eval_spec, backend, c.search.jobs, c.search.dask_address or None)
-        self.heldout = HeldoutScorer(self.pack, self.tasks, self.device, c.search.chunk_archs)
+        self.heldout = HeldoutScorer(self.pack, self.tasks, self.device, c.search.chunk_archs,
+                                     c.search.eval_timeout)
 
     def protocol(self) -> dict:
         from .cache import open_cache
 
-        out = {"correlation": self.config.fitness.correlation, "tasks": []}
+        out = {"correlation": self.config.fitness.correlation, "workdir": os.getcwd(), "tasks": []}
         for td in self.tasks:
             cache = open_cache(td.cache_root)
             out["tasks"].append({
@@ -220,8 +229,19 @@ class Engine:
 
     # ----------------------------------------------------------- the loop
     def run(self) -> dict:
+        from .lock import owned
+
+        if self.root.exists() and not self.root.is_dir():
+            raise GpproxyError(f"run directory {self.root} is a file; choose another --out")
+        with owned(self.root, "run directory", log=self.log):
+            return self._run_owned()
+
+    def _run_owned(self) -> dict:
         c = self.config
-        self.root.mkdir(parents=True, exist_ok=True)
+        rundir.remove_stale_temporaries(self.root)
+        rundir.check_workdir(self.root, c)
+        if not (self.root / "protocol.json").exists():  # say where relative paths point before building caches
+            rundir.atomic_write_json(self.root / "protocol.json", {"workdir": os.getcwd()})
         state = rundir.load_checkpoint(self.root)
         if state is not None:
             old = rundir.read_config(self.root)
@@ -242,11 +262,13 @@ class Engine:
         if state is None:
             random.seed(c.seed)
             memo, logbook, gen = {}, [], 0
-            seeds = list(self.pack.seeds.values()) if c.search.seed_baselines else []
-            pop = self._from_strings(seeds[:mu // 4])
+            rundir.rewrite_log(self.root, [])  # a kill before the first checkpoint left a generation-0 line
+            seeds = list(self.pack.seeds.items()) if c.search.seed_baselines else []
+            pop = self._from_strings(f for _, f in seeds[:mu // 4])
             pop += self._fresh(mu - len(pop), {str(p) for p in pop})
             t0 = time.perf_counter()
             n_new = self.evaluate(pop, memo)
+            self._warn_invalid_seeds(seeds[:mu // 4], memo)
             pop = tools.selNSGA2(pop, mu)
             self._after_generation(0, pop, memo, logbook, n_new, time.perf_counter() - t0)
             gen = 1
@@ -290,6 +312,15 @@ class Engine:
                 ind.fitness.crowding_dist = float(dist)
             return pop
         return tools.selNSGA2(pop, len(pop))  # a checkpoint from before crowding distances were saved
+
+    def _warn_invalid_seeds(self, seeds, memo) -> None:
+        """Seed formulas are checked on the real statistics in generation 0: one that
+        fails is reported here and takes no further part (it is an invalid individual)."""
+        for name, formula in seeds:
+            res = memo.get(str(parse_formula(formula, self.pack, self.pset)))
+            if res is not None and not res["valid"]:
+                self.log(f"warning: seed formula {name} ({formula[:80]}) is invalid on this run's "
+                         f"statistics ({str(res.get('error'))[:120]}); it is dropped from the search")
 
     def _vary(self, pop):
         s = self.config.search

@@ -10,6 +10,10 @@ torch thread each, each holding its own loaded statistics).
 """
 from __future__ import annotations
 
+import contextlib
+import os
+import signal
+import threading
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -45,16 +49,46 @@ class EvalSpec:
     combine: str = "mean"
     device: str = "cpu"
     chunk_archs: int | str = "auto"
+    eval_timeout: float = 0.0  # seconds per formula and chunk; 0 = no limit
+
+
+class EvalTimeout(RuntimeError):
+    """A formula ran longer than ``search.eval_timeout`` on one chunk."""
 
 
 # A formula that fails on the statistics (shape errors in a user pack, a
-# statistic missing from the cache) is invalid, not a crash.
-EVAL_ERRORS = (RuntimeError, ValueError, IndexError)
+# statistic missing from the cache, any exception a user primitive raises, a
+# time limit) is invalid, not a crash. KeyboardInterrupt/SystemExit still stop.
+EVAL_ERRORS = (Exception,)
+
+
+@contextlib.contextmanager
+def time_limit(seconds: float):
+    """Raise EvalTimeout in the block after ``seconds`` (0: no limit).
+
+    SIGALRM-based: it interrupts Python code (a user primitive that loops), not a
+    single long torch kernel, and only works in a process's main thread (the
+    serial backend and loky workers); elsewhere (dask worker threads) no limit applies.
+    """
+    if not seconds or threading.current_thread() is not threading.main_thread() or not hasattr(signal, "setitimer"):
+        yield
+        return
+
+    def _alarm(signum, frame):
+        raise EvalTimeout(f"took longer than search.eval_timeout = {seconds} s")
+
+    old = signal.signal(signal.SIGALRM, _alarm)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, old)
 
 
 def score_on_cache(source, archs, formulas, pack, device="cpu", chunk_archs="auto", chunks=None, *,
                    stats=None, memos=None, matrix_memo_bytes=MATRIX_MEMO_BYTES, errors=None,
-                   seconds=None) -> dict:
+                   seconds=None, timeout: float = 0.0) -> dict:
     """Scores of `formulas` on `archs`: {formula: float64 array in `archs` order}.
 
     The one place where formulas meet chunks of cached statistics: engine
@@ -74,6 +108,10 @@ def score_on_cache(source, archs, formulas, pack, device="cpu", chunk_archs="aut
     errors     a dict: a formula that raises one of EVAL_ERRORS is left out of
                the result and ``"Type: message"`` stored here; without it, it raises
     seconds    a dict: evaluation seconds per formula are added to it
+    timeout    seconds a formula may take on one chunk (0: no limit); over it, it fails
+
+    A formula whose value is not one finite-or-not number per arch (a user
+    primitive returning the wrong shape) fails like one that raises.
     """
     pairs = formulas.items() if isinstance(formulas, Mapping) else ((f, f) for f in formulas)
     trees, pset = {}, None
@@ -97,7 +135,13 @@ def score_on_cache(source, archs, formulas, pack, device="cpu", chunk_archs="aut
                     continue
                 t0 = time.perf_counter()
                 try:
-                    parts[key].append(run(tree, S, memo).double().cpu().numpy())
+                    with time_limit(timeout):
+                        value = run(tree, S, memo)
+                    if not isinstance(value, torch.Tensor) or tuple(value.shape) != (S.n_archs,):
+                        got = tuple(value.shape) if isinstance(value, torch.Tensor) else type(value).__name__
+                        raise ValueError(f"the formula's value has shape {got}, not one number per arch "
+                                         f"({S.n_archs},)")
+                    parts[key].append(value.double().cpu().numpy())
                 except EVAL_ERRORS as e:
                     if errors is None:
                         raise
@@ -134,7 +178,7 @@ class EvalContext:
     def _scores(self, trees: dict, task: TaskEval, memos=None, errors=None) -> dict:
         return score_on_cache(self.caches[task.name], list(task.archs), trees, self.pack, self.spec.device,
                               chunks=self.chunks[task.name], memos=memos,
-                              matrix_memo_bytes=self.memo_bytes, errors=errors)
+                              matrix_memo_bytes=self.memo_bytes, errors=errors, timeout=self.spec.eval_timeout)
 
     def scores(self, tree, task: str) -> np.ndarray:
         """One formula's scores on a task's search archs."""
@@ -186,7 +230,11 @@ def context_for(spec: EvalSpec) -> EvalContext:
     return ctx
 
 
-def _worker_eval(spec: EvalSpec, formulas: list) -> list:
+def _worker_eval(spec: EvalSpec, formulas: list, parent: int | None = None) -> list:
+    if parent is not None:
+        from .lock import die_with_parent
+
+        die_with_parent(parent)
     torch.set_num_threads(1)
     return context_for(spec).evaluate_many(formulas)
 
@@ -228,7 +276,7 @@ class LocalEvaluator(Evaluator):
 
         n = min(self.jobs, len(formulas))
         blocks = [formulas[i::n] for i in range(n)]
-        outs = Parallel(n_jobs=n, backend="loky")(delayed(_worker_eval)(self.spec, b) for b in blocks)
+        outs = Parallel(n_jobs=n, backend="loky")(delayed(_worker_eval)(self.spec, b, os.getpid()) for b in blocks)
         result = [None] * len(formulas)
         for i, out in enumerate(outs):
             result[i::n] = out

@@ -32,23 +32,30 @@ def parse_formula(text: str, pack: Pack, pset=None) -> gp.PrimitiveTree:
     text = text.strip()
     if len(text) > MAX_FORMULA_CHARS:
         raise FormulaError(f"formula is {len(text)} characters long (limit {MAX_FORMULA_CHARS})")
-    depth = 0
+    depth, signs = 0, 0
     for ch in text:  # before ast.parse: deep nesting crashes Python's parser
         depth += ch == "("
         depth -= ch == ")"
-        if depth > MAX_NESTING:
+        # unary signs nest too ("- - - 1"), without parentheses
+        signs = signs + 1 if ch in "+-~" else (signs if ch.isspace() else 0)
+        if depth > MAX_NESTING or signs > MAX_NESTING:
             raise FormulaError(f"formula nests deeper than {MAX_NESTING} levels")
     try:
         node = ast.parse(text, mode="eval").body
     except SyntaxError as e:
         raise FormulaError(f"formula is not valid syntax at column {e.offset}: {text[:80]!r}") from None
+    except (RecursionError, MemoryError, ValueError, OverflowError) as e:
+        raise FormulaError(f"formula cannot be parsed ({type(e).__name__}): {text[:80]!r}") from None
     pset = pset or pack.pset()
     terminals = {}
     for typ, terms in pset.terminals.items():
         for t in terms:
             if not isinstance(t.value, float):
                 terminals[t.name] = t
-    nodes = _build(node, Net, pack, terminals)
+    try:
+        nodes = _build(node, Net, pack, terminals)
+    except RecursionError:
+        raise FormulaError(f"formula nests too deeply: {text[:80]!r}") from None
     return gp.PrimitiveTree(nodes)
 
 
@@ -61,7 +68,10 @@ def _describe(node) -> str:
 
 def _number(node):
     if isinstance(node, ast.Constant) and type(node.value) in (int, float):
-        return float(node.value)
+        try:
+            return float(node.value)
+        except OverflowError:  # a 400-digit integer
+            raise FormulaError(f"constant {str(node.value)[:20]}... is too large for a float") from None
     if isinstance(node, ast.UnaryOp) and isinstance(node.op, (ast.USub, ast.UAdd)):
         inner = _number(node.operand)
         if inner is not None:
@@ -236,6 +246,8 @@ class FormulaEval:
                 out[bucket.layer_ids] = fn(t, bucket.scale).to(out.dtype)
         else:
             out = fn(args[0], S.arch_of_layer, S.layer_counts)
+        if node.ret not in MATRIX:
+            _check_vector(out, node, S)
         if key is not None:
             if node.ret in MATRIX:
                 size = sum(t.numel() * t.element_size() for t in out)
@@ -259,6 +271,16 @@ class FormulaEval:
         except KeyError:
             raise FormulaError(f"statistic {name!r} is not in this cache (it has "
                                f"{', '.join(sorted(S.stats))}); rebuild the cache with it") from None
+
+
+def _check_vector(out, node, S) -> None:
+    """A Layer value has one number per layer, a Net value one per arch: a user
+    primitive that returns another shape must fail, never broadcast silently."""
+    n = S.n_layers if node.ret is Layer else S.n_archs
+    if not isinstance(out, torch.Tensor) or tuple(out.shape) != (n,):
+        got = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
+        raise ValueError(f"primitive {node.name} returned shape {got}, expected ({n},) "
+                         f"(one number per {'layer' if node.ret is Layer else 'arch'})")
 
 
 # ---------------------------------------------------------------- printing

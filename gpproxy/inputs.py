@@ -27,6 +27,7 @@ import torch.nn.functional as F
 from .errors import DataError
 
 KINDS = ("noise", "cifar10", "cifar100", "npz")
+MIN_IMAGE_SIDE = 4
 
 # Per-channel mean/std on the 0..1 scale, as NB201 normalises its datasets
 # (AutoDL-Projects lib/datasets/get_dataset_with_transform.py).
@@ -201,6 +202,11 @@ def _check_images(where: str, images, labels) -> None:
         raise DataError(f"{where}: labels must be a 1-D integer array, got {got}")
     if len(labels) != len(images):
         raise DataError(f"{where}: {len(images)} images but {len(labels)} labels")
+    if len(labels) and labels.dtype.kind == "i" and int(labels.min()) < 0:
+        raise DataError(f"{where}: labels must be class indices >= 0, found {int(labels.min())}")
+    if min(images.shape[1:3]) < MIN_IMAGE_SIDE:
+        raise DataError(f"{where}: images are {images.shape[1]}x{images.shape[2]} pixels; at least "
+                        f"{MIN_IMAGE_SIDE}x{MIN_IMAGE_SIDE} are needed (smaller ones would only be upsampled noise)")
 
 
 def _load_npz(path: Path, key: str | None):

@@ -53,8 +53,9 @@ def build_task_cache(root, spec: CacheSpec, archs: list, bench, **kwargs):
 
 def split_archs(archs: list, n_search: int, n_heldout, seed: int):
     """Disjoint (search, held-out) arch lists drawn with a fixed seed."""
-    if n_search >= len(archs):
-        raise GpproxyError(f"search_archs={n_search} leaves no held-out archs (the table has {len(archs)})")
+    if n_search >= len(archs) - 1:
+        raise GpproxyError(f"search_archs={n_search} leaves fewer than 2 held-out archs (the table has "
+                           f"{len(archs)} archs with a finite target)")
     perm = np.random.default_rng(seed).permutation(len(archs))
     search = [archs[i] for i in perm[:n_search]]
     rest = perm[n_search:]
@@ -84,15 +85,22 @@ def prepare_task(task: TaskConfig, jobs: int = 1, device: str = "cpu", log=None)
     target = task.target or default_target(bench)
     acc_all = bench.accuracy(target)
     finite = [a for a, v in zip(bench.archs, acc_all) if np.isfinite(v)]
+    dropped = len(acc_all) - len(finite)
+    if dropped and log is not None:
+        log(f"task {task.name}: {dropped} of {len(acc_all)} archs have no finite {target!r} value "
+            f"(NaN, inf or empty) and are left out of the split")
     canon = [space.canonical(a) for a in finite]
     search, heldout = split_archs(canon, task.search_archs, task.heldout_archs, task.split_seed)
     lookup = dict(zip(canon, acc_all[np.isfinite(acc_all)]))
+    search_acc = np.array([lookup[a] for a in search])
+    if np.ptp(search_acc) == 0:
+        raise GpproxyError(f"task {task.name}: target {target!r} of {task.benchmark} is the same "
+                           f"({search_acc[0]:g}) for every search arch: there is nothing to rank")
     root = cache_dir(task)
     build_task_cache(root, cache_spec(task), search + heldout, bench, jobs=jobs, device=device,
                      benchmark=task.benchmark, target=target, targets=lookup, log=log)
     return TaskData(task, target, bench.source, search, heldout,
-                    np.array([lookup[a] for a in search]), np.array([lookup[a] for a in heldout]),
-                    root)
+                    search_acc, np.array([lookup[a] for a in heldout]), root)
 
 
 def cache_benchmark(out, spec: CacheSpec, benchmark: str, target: str = "", archs="all", jobs: int = 2,

@@ -332,13 +332,18 @@ def check_unique(path: Path, archs: list[str], first_row: int = 2, what: str = "
         seen[arch] = i
 
 
+MISSING_CELLS = frozenset({"", "na", "n/a", "#n/a", "null", "none", "-", "?"})  # spreadsheet "no value"
+
+
 def numeric_column(cells: list[str]) -> np.ndarray | None:
-    """Float64 values, empty cells as NaN; None if any cell is not a number."""
+    """Float64 values, empty or missing-value cells ("N/A", "NA", "null", "-", ...)
+    as NaN (their rows are left out of a split, and said so); None if any other
+    cell is not a number."""
     values = np.empty(len(cells), dtype=np.float64)
     any_number = False
     for i, cell in enumerate(cells):
         cell = cell.strip()
-        if cell == "":
+        if cell.lower() in MISSING_CELLS:
             values[i] = math.nan
             continue
         try:

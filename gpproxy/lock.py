@@ -1,0 +1,105 @@
+"""Ownership of directories and processes.
+
+A run directory (``evolve``/``resume``) and a cache directory (a build) are
+written by one process at a time: :func:`owned` holds an advisory ``flock`` on
+``<dir>/.gpproxy.lock``, which names the owner (pid and host). The kernel
+drops the lock when its owner dies, however it dies, so a lock left behind by
+a killed process is taken over (and said so); a second live writer gets one
+clear error line instead of silently mixing two runs' files.
+
+Worker processes (loky) call :func:`die_with_parent` so that a ``kill -9`` of
+the driver does not leave them running.
+"""
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import errno
+import fcntl
+import os
+import signal
+import socket
+import sys
+from pathlib import Path
+
+from .errors import GpproxyError
+
+LOCK_NAME = ".gpproxy.lock"
+
+
+def _owner_text() -> str:
+    return f"{os.getpid()} {socket.gethostname()}\n"
+
+
+def _describe(text: str) -> str:
+    pid, _, host = text.strip().partition(" ")
+    return f"pid {pid} on host {host or '?'}" if pid else "another process"
+
+
+@contextlib.contextmanager
+def owned(directory, what: str, log=None):
+    """Hold ``directory`` (created if needed) for this process while the block runs.
+
+    ``what`` names the directory in messages ("run directory", "cache").
+    Raises GpproxyError when another live process holds it.
+    """
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / LOCK_NAME
+    while True:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as e:
+            holder = _read(fd)
+            os.close(fd)
+            if e.errno not in (errno.EAGAIN, errno.EACCES, errno.EWOULDBLOCK):
+                raise
+            raise GpproxyError(f"{what} {directory} is in use by {_describe(holder)}; wait for it to "
+                               f"finish or use another directory") from None
+        # The file may have been unlinked by its previous owner between our
+        # open and flock: then we locked a dead inode; open again.
+        try:
+            same = os.fstat(fd).st_ino == os.stat(path).st_ino
+        except FileNotFoundError:
+            same = False
+        if same:
+            break
+        os.close(fd)
+    previous = _read(fd)
+    if previous.strip() and log is not None:
+        log(f"{what} {directory}: took over the lock of {_describe(previous)}, which is gone "
+            f"(killed or crashed)")
+    os.ftruncate(fd, 0)
+    os.pwrite(fd, _owner_text().encode(), 0)
+    try:
+        yield path
+    finally:
+        # Unlink while still holding the lock, so no one locks the old inode for good.
+        with contextlib.suppress(OSError):
+            os.unlink(path)
+        os.close(fd)
+
+
+def _read(fd) -> str:
+    try:
+        return os.pread(fd, 200, 0).decode("utf-8", "replace")
+    except OSError:
+        return ""
+
+
+_PR_SET_PDEATHSIG = 1
+
+
+def die_with_parent(parent_pid: int) -> None:
+    """In a worker: be killed when ``parent_pid`` (the driver) dies (Linux; no-op elsewhere)."""
+    if not sys.platform.startswith("linux") or getattr(die_with_parent, "_done", None) == parent_pid:
+        return
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    except (OSError, AttributeError):  # pragma: no cover - no prctl
+        return
+    die_with_parent._done = parent_pid
+    if os.getppid() != parent_pid:  # the driver died before we asked
+        os._exit(1)
