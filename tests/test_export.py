@@ -107,3 +107,92 @@ def test_export_cli_from_run(tmp_path, tiny_table, tiny_cache, capsys):
     mod = _import(tmp_path / "p.py")
     assert "found by gpproxy run run " in mod.__doc__ and str(tmp_path) not in mod.__doc__
     assert main(["export", str(tmp_path / "run"), "--rank", "99", "-o", str(tmp_path / "q.py")]) == 2
+
+
+QUICKSTART = "sum_layers(l1(normalize(square(dW))))"
+
+
+def _provenance():
+    from gpproxy.export import HeldOut, Provenance
+
+    return Provenance(run="quickstart", config="quickstart", correlation="kendall", fitness=0.7115,
+                      heldout=(HeldOut("nb201-c10-analog", "analog-nasbench", "baseline_accuracy", 0.6786, 0.8653,
+                                       300),))
+
+
+def test_quickstart_export_is_short_and_trimmed(tmp_path):
+    out = export_formula(QUICKSTART, tmp_path / "proxy.py", provenance=_provenance())
+    src = out.read_text()
+    assert len(src.splitlines()) <= 150
+    for leftover in ("if True", "# exported", "FAMILY", "kernel_moments", "tensor_moments", "sample_activation",
+                     "/work", "held-out: {"):
+        assert leftover not in src, leftover
+    doc = _import(out).__doc__
+    for word in ("Kendall tau 0.6786", "Spearman rho 0.8653", "n = 300", "normalize:", "l1:", "dW:", r"\sum_{l}"):
+        assert word in doc, word
+    # a formula string alone claims no benchmark
+    assert "not validated on a benchmark" in _import(export_formula(QUICKSTART, tmp_path / "f.py")).__doc__
+    assert "K_H" in _import(export_formula("sum_layers(hamming(A))", tmp_path / "h.py")).__doc__
+
+
+def test_register_is_idempotent_and_renames(tmp_path):
+    # foresight's measure decorator: a module-level dict that rejects a second registration
+    ns = {}
+    exec("_measure_impls = {}\n"
+         "def measure(name, bn=True, copy_net=True, force_clean=True, **impl_args):\n"
+         "    def make_impl(func):\n"
+         "        if name in _measure_impls:\n"
+         "            raise KeyError('Duplicated measure!')\n"
+         "        _measure_impls[name] = func\n"
+         "        return func\n"
+         "    return make_impl\n", ns)
+    mod = _import(export_formula("sum_layers(frob(dW))", tmp_path / "proxy.py"))
+    mod.register(ns["measure"])
+    mod.register(ns["measure"])  # a rerun notebook cell
+    mod.register(ns["measure"], name="mine")
+    assert set(ns["_measure_impls"]) == {mod.NAME, "mine"}
+    other = _import(export_formula("sum_layers(frob(W))", tmp_path / "b" / "proxy.py"))
+    assert other.NAME != mod.NAME  # two files named proxy.py do not collide
+
+
+def test_compute_splits_data_as_zero_cost_nas(tmp_path):
+    mod = _import(export_formula("sum_layers(frob(dW))", tmp_path / "p.py"))
+    space = get_space("nb201")
+    torch.manual_seed(0)
+    net = space.build(space.all_archs()[5], 10)
+    x, y = torch.randn(4, 3, 32, 32), torch.tensor([0, 1, 2, 3])
+    halves = [sum(float(t) for t in mod.compute(net, x[s], y[s])) for s in (slice(0, 2), slice(2, 4))]
+    assert sum(float(t) for t in mod.compute(net, x, y, split_data=2)) == pytest.approx(sum(halves), rel=1e-5)
+
+
+def test_export_of_a_hostile_run_runs_no_code(tmp_path, tiny_table, tiny_cache, monkeypatch):
+    from gpproxy.engine import Engine
+    from gpproxy.errors import GpproxyError
+    from gpproxy.run import Run
+    from tests.conftest import tiny_config
+
+    Engine(tiny_config(tiny_table, tiny_cache, generations=1), tmp_path / "run", log=lambda m: None).run()
+    payload = '0.55"""\nimport os; os.system("touch PWNED")\n"""'
+    path = tmp_path / "run" / "pareto.csv"
+    import csv
+
+    rows = list(csv.DictReader(path.open()))
+    evil = f'x{payload}:heldout_kendall'
+    with path.open("w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=list(rows[0]) + [evil])
+        w.writeheader()
+        for r in rows:
+            w.writerow({**r, "math": payload, evil: "0.5"})
+    monkeypatch.chdir(tmp_path)
+    out = Run.open(tmp_path / "run").export(tmp_path / "p.py")
+    _import(out)
+    assert not (tmp_path / "PWNED").exists() and "import os" not in out.read_text()
+    for col in [c for c in rows[0] if "heldout_kendall" in c]:  # a number cell carrying code: refused
+        with path.open("w", newline="") as f:
+            w = csv.DictWriter(f, fieldnames=list(rows[0]))
+            w.writeheader()
+            for r in rows:
+                w.writerow({**r, col: payload})
+        with pytest.raises(GpproxyError):
+            Run.open(tmp_path / "run").export(tmp_path / "q.py")
+    assert not (tmp_path / "PWNED").exists()
