@@ -366,7 +366,7 @@ def _statistics_code(needs: Needs) -> str:
         "params": "float(sum(p.numel() for p in m.parameters(recurse=False)))",
         "fan_in": "float(m.weight[0].numel())",
         "out_channels": "float(m.weight.shape[0])",
-        "out_numel": "out_numel(shapes[n])",
+        "out_numel": "float(out_numel(shapes[n]))",
     }
     if needs.meta:
         lines.append("S['meta'] = {")

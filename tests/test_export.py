@@ -196,3 +196,32 @@ def test_export_of_a_hostile_run_runs_no_code(tmp_path, tiny_table, tiny_cache, 
         with pytest.raises(GpproxyError):
             Run.open(tmp_path / "run").export(tmp_path / "q.py")
     assert not (tmp_path / "PWNED").exists()
+
+
+SPACE_FORMULAS = ["sum_layers(l1(normalize(square(dW))))", "sum_layers(l1(mul(W, dW)))", "mean_layers(hamming(A))",
+                  "sum_layers(div(frob(dZ), add(params, 1.0)))", "max_layers(snr(Z))",
+                  "sum_layers(l1(mul(Z, dZ)))", "add(sum_layers(frob(W)), mean_layers(out_numel))", "sum_layers(logdet(dZ))",
+                  "sum_layers(mul(fan_in, out_channels))"]
+
+
+@pytest.mark.parametrize("space_name", ["nb201", "nds_darts", "nds_resnext-b", "tnb101_micro", "tnb101_macro"])
+def test_trimmed_export_equals_the_full_probe_on_every_space_family(space_name, tmp_path):
+    """Trimmed modules compute what the engine's full probe + FormulaEval compute, net by net."""
+    from gpproxy.probe import probe
+    from gpproxy.statset import stack_layers
+    from tests.test_multispace import sample_arch
+
+    torch.set_num_threads(1)
+    pack = load_pack("default")
+    cfg = ProbeConfig(act_features=16, weight_rows=8, weight_cols=16)
+    arch, res, classes = sample_arch(space_name)
+    space = get_space(space_name)
+    x, y = torch.randn(2, 3, res, res), torch.randint(0, classes, (2,))
+    torch.manual_seed(0)
+    net = space.build(arch, classes)
+    records = probe(net, x, y, cfg)
+    S = stack_layers([arch], [records])
+    for i, formula in enumerate(SPACE_FORMULAS):
+        want = float(FormulaEval(pack)(parse_formula(formula, pack), S)[0])
+        got = _import(export_formula(formula, tmp_path / f"p{i}.py", probe_cfg=cfg)).score(net, x, y)
+        assert got == pytest.approx(want, rel=1e-4, abs=1e-6), (space_name, formula)
