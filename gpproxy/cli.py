@@ -179,7 +179,8 @@ def _score_arguments(p) -> None:
                    help="NB201: cifar10 | cifar100 | imagenet16_120; NDS: cifar10 (imagenet for _in spaces); "
                         "TNB101: class_object | class_scene (default: the first)")
     p.add_argument("--target", default=None, help="ground-truth column (default: the dataset's)")
-    p.add_argument("--scores", default="scores.json", help="per-arch scores (NAS-Bench-Suite-Zero layout)")
+    p.add_argument("--scores", default=None,
+                   help="per-arch scores, NAS-Bench-Suite-Zero layout (default: CACHE_DIR/scores.json)")
     p.add_argument("--json", action="store_true", help="print the full report as JSON")
     _common_arguments(p, archs="all", trials=1)
     p.set_defaults(fn=cmd_score)
@@ -233,11 +234,13 @@ def cmd_score(args) -> int:
           f"{rep['resolution']}x{rep['resolution']} {rep['input']} input), {rep['archs']} archs x {rep['trials']} "
           f"trial(s):")
     for m in METRICS:
+        if (m == "top50" and rep["n"] <= 50) or (m == "top10pct" and rep["n"] < 20):
+            continue  # the top-k of too few archs says nothing
         mean, std = rep[m]
         print(f"  {m:<9} {mean:+.4f}" + (f" ± {std:.4f}" if rep["trials"] > 1 else ""))
     if rep["invalid"]:
         print(f"  {rep['invalid']} arch(s) with a non-finite score (ranked as -1e8)")
-    print(f"per-arch scores: {rep['scores']}")
+    print(f"per-arch scores: {rep['scores']} ({rep['reused']} of them reused from earlier runs)")
     return 0
 
 

@@ -225,3 +225,24 @@ def test_trimmed_export_equals_the_full_probe_on_every_space_family(space_name, 
         want = float(FormulaEval(pack)(parse_formula(formula, pack), S)[0])
         got = _import(export_formula(formula, tmp_path / f"p{i}.py", probe_cfg=cfg)).score(net, x, y)
         assert got == pytest.approx(want, rel=1e-4, abs=1e-6), (space_name, formula)
+
+
+def test_scores_are_keyed_by_content_not_file_name(tmp_path):
+    """Two formulas exported to the same file name, scored into one store: two correct results."""
+    from gpproxy.scoring import Protocol, score_proxy
+
+    space = get_space("nb201")
+    archs = [space.all_archs()[i] for i in (11, 2222, 7000)]
+    store, results = tmp_path / "scores.json", []
+    for formula in ("sum_layers(frob(dW))", "sum_layers(params)"):
+        path = export_formula(formula, tmp_path / "proxy.py")
+        got = score_proxy(str(path), archs, protocol=Protocol(batch=4), scores_path=store, cache_root=tmp_path)
+        mod = _import(path)
+        x, y, _ = Protocol(batch=4).minibatch(space.datasets()["cifar10"])
+        want = []
+        for a in archs:
+            torch.manual_seed(0)
+            want.append(mod.score(space.build(a, 10), x, y))
+        assert got.values.tolist() == pytest.approx(want, rel=1e-2)  # the store runs channels_last
+        results.append(got.values.tolist())
+    assert results[0] != results[1]

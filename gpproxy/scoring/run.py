@@ -44,15 +44,16 @@ def run_score(proxy_text: str, benchmark, dataset: str | None = None, target=Non
     (name, (ds, col, lookup)), = truth.columns.items()
     pool, trial_sets = _pool_and_trials(lookup, archs, trials, protocol.seed)
     needed = sorted({i for t in trial_sets for i in t})
-    store = ScoreStore(scores_path or "scores.json", protocol)
+    store = ScoreStore(scores_path or Path(cache_root or "caches/score") / "scores.json", protocol)
     chosen = [pool[i] for i in needed]
+    reused = sum(store.get(ds.suite_name, suite_key(protocol.space, a), proxy.name) is not None for a in chosen)
     compute_scores(chosen, ds, protocol, [proxy], store, labels=lookup, cache_root=cache_root, log=log)
     store.save()
     rep = _trial_reports(store, ds, protocol, proxy.name, pool, trial_sets, lookup)
     return {"proxy": proxy.name, "kind": proxy.kind, "space": protocol.space, "dataset": ds.name,
             "target": col, "num_classes": ds.num_classes, "resolution": protocol.resolution_for(ds),
             "input": protocol.input, "benchmark": truth.source, "notes": truth.notes, "protocol": protocol.to_dict(),
-            "archs": len(trial_sets[0]), "trials": len(trial_sets), "scores": str(store.path),
+            "archs": len(trial_sets[0]), "trials": len(trial_sets), "scores": str(store.path), "reused": reused,
             **{k: v for k, v in rep.items()}}
 
 
