@@ -69,8 +69,12 @@ def cmd_evolve(args) -> int:
         overrides["device"] = args.device
     if args.generations is not None:
         overrides["search.generations"] = args.generations
-    run = evolve(args.config, out=args.out, **overrides)
+    run = evolve(args.config, out=args.out, plots=not args.no_plots, **overrides)
     print_summary(run.summary)
+    if not args.no_plots:
+        from .plots import FILES
+
+        print("\npictures: " + ", ".join(str(run.root / f) for f in FILES.values() if (run.root / f).exists()))
     return 0
 
 
@@ -312,6 +316,7 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--out", default=None, help="run directory (default runs/<name>)")
     e.add_argument("--device", default=None)
     e.add_argument("--generations", type=int, default=None)
+    e.add_argument("--no-plots", action="store_true", help="skip the three PNGs written into the run directory")
     e.set_defaults(fn=cmd_evolve)
 
     r = sub.add_parser("resume", help="continue a killed run")

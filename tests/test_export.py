@@ -246,3 +246,16 @@ def test_scores_are_keyed_by_content_not_file_name(tmp_path):
         assert got.values.tolist() == pytest.approx(want, rel=1e-2)  # the store runs channels_last
         results.append(got.values.tolist())
     assert results[0] != results[1]
+
+
+def test_evolve_writes_three_pictures(tmp_path, tiny_table, tiny_cache):
+    import gpproxy
+    from gpproxy.plots import FILES
+    from tests.conftest import tiny_config
+
+    run = gpproxy.evolve(tiny_config(tiny_table, tiny_cache, generations=1), out=tmp_path / "run", log=lambda m: None)
+    for name in FILES.values():
+        assert (run.root / name).stat().st_size > 1000, name
+    off = gpproxy.evolve(tiny_config(tiny_table, tiny_cache, generations=1), out=tmp_path / "off", plots=False,
+                         log=lambda m: None)
+    assert not any((off.root / name).exists() for name in FILES.values())
