@@ -156,6 +156,24 @@ def cmd_export(args) -> int:
     return 0
 
 
+def cmd_zc_merge(args) -> int:
+    from .adapters import merge_zc_api
+
+    rename = None
+    if args.proxy:
+        rename = {}
+        for item in args.proxy:
+            old, sep, new = item.partition("=")
+            rename[old] = new if sep else old
+    summary = merge_zc_api(args.scores, args.into, out=args.out, proxies=rename, overwrite=args.overwrite,
+                           space=args.space)
+    for ds, c in summary.items():
+        print(f"{ds}: {c['merged']} proxy entries merged, {c['kept']} kept (already there), "
+              f"{c['missing_archs']} archs not in {args.into}")
+    print(f"wrote {args.out or args.into}")
+    return 0
+
+
 def _common_arguments(p, archs: str, trials: int) -> None:
     p.add_argument("--benchmark", default=None,
                    help="NB201 accuracy CSV (e.g. nb201_accuracies_200ep.csv.gz) | analog-nasbench | NATS path | "
@@ -341,6 +359,16 @@ def build_parser() -> argparse.ArgumentParser:
 
     _score_arguments(sub.add_parser("score", help="correlations of one proxy with a benchmark"))
     _bench_arguments(sub.add_parser("bench", help="table of every baseline on each dataset of a benchmark"))
+
+    z = sub.add_parser("zc-merge", help="merge gpproxy scores into a NAS-Bench-Suite-Zero / NASLib zc_api JSON")
+    z.add_argument("scores", help="a gpproxy scores file (gpproxy score --scores / bench PREFIX.scores.json)")
+    z.add_argument("--into", required=True, help="the zc_api file, e.g. zc_nasbench201.json")
+    z.add_argument("--out", default=None, help="write here instead of rewriting --into")
+    z.add_argument("--proxy", action="append", default=None, metavar="NAME[=NEW]",
+                   help="merge only this proxy (repeatable), optionally under a new name")
+    z.add_argument("--overwrite", action="store_true", help="replace proxy entries the file already has")
+    z.add_argument("--space", default=None, help="space of the archs (default: the one recorded beside SCORES)")
+    z.set_defaults(fn=cmd_zc_merge)
     return p
 
 
