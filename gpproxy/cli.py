@@ -240,6 +240,7 @@ def _setup(args):
 
 def cmd_score(args) -> int:
     from .scoring import ANALOG, METRICS, run_score
+    from .scoring.metrics import meaningful
 
     protocol = _setup(args)
     archs = _archs_arg(args.archs)
@@ -256,7 +257,7 @@ def cmd_score(args) -> int:
           f"{rep['resolution']}x{rep['resolution']} {rep['input']} input), {rep['archs']} archs x {rep['trials']} "
           f"trial(s):")
     for m in METRICS:
-        if (m == "top50" and rep["n"] <= 50) or (m == "top10pct" and rep["n"] < 20):
+        if not meaningful(m, rep["n"]):
             continue  # the top-k of too few archs says nothing
         mean, std = rep[m]
         print(f"  {m:<9} {mean:+.4f}" + (f" ± {std:.4f}" if rep["trials"] > 1 else ""))
