@@ -346,7 +346,7 @@ def build_parser() -> argparse.ArgumentParser:
     i.add_argument("run")
     i.add_argument("--json", action="store_true")
     i.add_argument("--plot", default=None, help="write fitness-over-generations PNG here")
-    i.add_argument("--scatter", default=None, help="write score-vs-accuracy PNG of the selected formula")
+    i.add_argument("--scatter", default=None, help="write the held-out predicted-rank vs true-rank PNG of the selected formula")
     i.add_argument("--front-plot", default=None, help="write the Pareto front (fitness vs. size) PNG here")
     i.set_defaults(fn=cmd_inspect)
 
