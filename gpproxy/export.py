@@ -340,7 +340,8 @@ def _pass_lines(suffix: str, needs: Needs) -> list:
 def _statistics_code(needs: Needs) -> str:
     noise = any(s.endswith(NOISE_SUFFIX) for s in needs.stats())
     lines = ["layers = [(n, m) for n, m in net.named_modules() if isinstance(m, (torch.nn.Conv2d, torch.nn.Linear))]",
-             "shapes, got, was_training = {}, {name: {} for name, _ in layers}, net.training",
+             ("shapes, got, was_training = {}, {name: {} for name, _ in layers}, net.training"
+              if needs.samples or needs.moments else "shapes, was_training = {}, net.training"),
              "",
              *_pass_lines("", needs)]
     if noise:
@@ -354,9 +355,10 @@ def _statistics_code(needs: Needs) -> str:
         scale_of = {}
         for st in samples:
             scale_of.setdefault(stat_family(st), st)
-        stats = ", ".join(f"{st!r}: [got[n][{st!r}][0].unsqueeze(0) for n, _ in ran]" for st in samples)
-        scales = ", ".join(f"{f!r}: [torch.tensor([got[n][{st!r}][1]], device=dev) for n, _ in ran]"
-                           for f, st in sorted(scale_of.items()))
+        stats = ",\n              ".join(f"{st!r}: [got[n][{st!r}][0].unsqueeze(0) for n, _ in ran]"
+                                          for st in samples)
+        scales = ",\n              ".join(f"{f!r}: [torch.tensor([got[n][{st!r}][1]], device=dev) for n, _ in ran]"
+                                           for f, st in sorted(scale_of.items()))
         lines += [f"S['stats'] = {{{stats}}}", f"S['scale'] = {{{scales}}}"]
     if needs.moments:  # a key some layer lacks (Z*dZ after an in-place op) is left out: formula() samples
         lines += ["S['moments'] = {k: torch.stack([got[n]['m:' + k] for n, _ in ran])",
@@ -399,8 +401,9 @@ def sample_positions(*key):
 
 def probe_code(needs: Needs) -> tuple[str, list]:
     """The probe functions the formula needs and their constants' names."""
-    funcs, consts = [], ["SEED"]
     samples = needs.samples
+    noise = any(s.endswith(NOISE_SUFFIX) for s in needs.stats())
+    funcs, consts = [], ["SEED"] if samples or noise else []
     if samples:
         funcs += [_source(probe.stable_seed, doc=False), _source(probe.sample_positions, "_sample_positions", doc=False),
                   POSITIONS]
@@ -525,9 +528,9 @@ def export_formula(formula: str, output, pack_name: str = "default", probe_cfg: 
             f"zero-cost-nas / NASLib. {passes}, BatchNorm in train mode. Imports only torch.", 100,
             break_on_hyphens=False),
         module=module, name=name,
-        constants=f"{', '.join(consts)} = {', '.join(repr(values[c]) for c in consts)}",
+        constants=f"{', '.join(consts)} = {', '.join(repr(values[c]) for c in consts)}" if consts else "",
         probe_src=probe_src.rstrip() + "\n",
-        stats_src=_statistics_code(needs), prim_src=prim_src.rstrip() + "\n\n\n", formula_src=code,
+        stats_src=_statistics_code(needs), prim_src=prim_src.rstrip() + "\n\n", formula_src=code,
         # per-layer terms are the measure's output only where they add up to the score
         compute_doc="Per-layer terms whose sum is the score" if additive else "[score] as a one-element list",
         terms="list(terms)" if additive else "[total[0]]")

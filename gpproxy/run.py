@@ -8,7 +8,6 @@ is parsed in one place and the selection rule is stated in one place.
 from __future__ import annotations
 
 import json
-import re
 from dataclasses import dataclass, field
 from functools import cached_property
 from math import isfinite
