@@ -147,9 +147,9 @@ def cmd_export(args) -> int:
     if args.formula is not None:
         if args.run or args.rank is not None:
             raise GpproxyError("--formula exports a formula on its own: give no run directory and no --rank")
-        out = export_formula(args.formula, args.output, args.pack)
+        out = export_formula(args.formula, args.output, args.pack, name=args.name)
     elif args.run:
-        out = Run.open(args.run).export(args.output, rank=args.rank)
+        out = Run.open(args.run).export(args.output, rank=args.rank, name=args.name)
     else:
         raise GpproxyError("give a run directory or --formula")
     print(f"wrote {out}")
@@ -355,6 +355,7 @@ def build_parser() -> argparse.ArgumentParser:
     x.add_argument("--rank", type=int, default=None, help="row of pareto.csv (default: the selected one)")
     x.add_argument("--formula", default=None)
     x.add_argument("--pack", default="default", help="primitive pack of --formula (a run uses its own)")
+    x.add_argument("--name", default=None, help="measure name for register() (default: derived from the formula)")
     x.add_argument("-o", "--output", required=True)
     x.set_defaults(fn=cmd_export)
 

@@ -32,6 +32,7 @@ from pathlib import Path
 from deap import gp
 
 from . import probe
+from .errors import GpproxyError
 from .formula import exact_stat, parse_formula, to_math
 from .pack import FAMILY_OF_TYPE, MATRIX, Layer, load_pack
 from .probe import NOISE_SUFFIX, ProbeConfig, stat_family
@@ -518,7 +519,7 @@ def export_formula(formula: str, output, pack_name: str = "default", probe_cfg: 
     additive = bool(per_layer and pack.prims[tree[0].name].additive)
     name = name or measure_name(str(tree))
     if not re.fullmatch(r"[A-Za-z_][\w.-]{0,80}", name):
-        raise ValueError(f"measure name {name!r}: letters, digits, '_', '.', '-' only")
+        raise GpproxyError(f"measure name {str(name)[:60]!r}: a letter or '_' first, then letters, digits, '_', '.', '-'")
     text = TEMPLATE.format(
         version=__version__, pack=safe_text(pack.name), formula=str(tree), math=to_math(tree, pack),
         latex=to_math(tree, pack, latex=True), words="\n".join(words),
