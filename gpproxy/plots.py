@@ -99,7 +99,7 @@ def write_all(run) -> list:
     """The three pictures of a finished run, in its directory: [paths]."""
     out = []
     for kind, name in FILES.items():
-        if kind == "scatter" and run.selected is None:
-            continue
+        if {"front": not run.front, "progress": not run.log, "scatter": run.selected is None}[kind]:
+            continue  # nothing to draw (a run that found no formula)
         out.append(globals()[kind](run, run.root / name))
     return out
