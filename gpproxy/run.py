@@ -208,8 +208,10 @@ class Run:
             m = c.heldout.get(task.name, {})
             if "kendall" not in m or "spearman" not in m:
                 continue
-            n = proto.get(task.name, {}).get("heldout_archs", task.heldout_archs)
-            held.append(HeldOut(task=task.name, benchmark=_bench_name(task.benchmark), target=str(task.target or ""),
+            recorded = proto.get(task.name, {})  # protocol.json: the target actually used
+            n = recorded.get("heldout_archs", task.heldout_archs)
+            target = recorded.get("target") or task.target or "the benchmark's default"
+            held.append(HeldOut(task=task.name, benchmark=_bench_name(task.benchmark), target=str(target),
                                 kendall=float(m["kendall"]), spearman=float(m["spearman"]),
                                 n=int(n) if isinstance(n, (int, float)) and isfinite(n) else None))
         return Provenance(run=self.root.name, config=self.config.name, correlation=self.config.fitness.correlation,
