@@ -259,3 +259,40 @@ def test_evolve_writes_three_pictures(tmp_path, tiny_table, tiny_cache):
     off = gpproxy.evolve(tiny_config(tiny_table, tiny_cache, generations=1), out=tmp_path / "off", plots=False,
                          log=lambda m: None)
     assert not any((off.root / name).exists() for name in FILES.values())
+
+
+NOISY_PACK = '''from gpproxy.pack import Input, Output, Pack, Weight
+from primitives import default as D
+
+PACK = Pack(name="noisy", stats={"W": Weight, "dW": Weight, "A": Input, "Z": Output, "dZ": Output,
+                                 "A_n": Input, "Z_n": Output, "dZ_n": Output, "dW_n": Weight},
+            layer_terminals=("params",))
+PACK.binary("mul", product=True)(D.mul)
+PACK.unary("abs")(D.abs_)
+PACK.reduce("l1", exact=D.exact_l1)(D.l1)
+PACK.reduce("frob", exact=D.exact_frob)(D.frob)
+PACK.reduce("logdet", exact=D.exact_logdet, exact_cols=6)(D.logdet)
+PACK.aggregate("sum_layers", additive=True)(D.sum_layers)
+'''
+
+
+@pytest.mark.parametrize("formula", ["sum_layers(l1(dW_n))", "sum_layers(l1(mul(W, dW_n)))",
+                                     "sum_layers(frob(abs(A_n)))", "sum_layers(l1(mul(Z_n, dZ_n)))",
+                                     "sum_layers(logdet(Z_n))", "sum_layers(l1(mul(dZ, dZ_n)))"])
+def test_noise_pass_exports_equal_the_full_probe(formula, tmp_path):
+    from gpproxy.probe import probe
+    from gpproxy.statset import stack_layers
+
+    torch.set_num_threads(1)
+    pack_file = tmp_path / "noisy_pack.py"
+    pack_file.write_text(NOISY_PACK)
+    pack = load_pack(str(pack_file))
+    cfg = ProbeConfig(act_features=16, weight_rows=8, weight_cols=16, noise_pass=True)
+    space = get_space("nb201")
+    arch = space.all_archs()[1234]
+    x, y = torch.randn(2, 3, 32, 32), torch.tensor([1, 3])
+    torch.manual_seed(0)
+    net = space.build(arch, 10)
+    want = float(FormulaEval(pack)(parse_formula(formula, pack), stack_layers([arch], [probe(net, x, y, cfg)]))[0])
+    src = export_formula(formula, tmp_path / "p.py", pack_name=str(pack_file), probe_cfg=cfg)
+    assert _import(src).score(net, x, y) == pytest.approx(want, rel=1e-5, abs=1e-6)
