@@ -118,7 +118,8 @@ def _source(fn, name=None, doc: bool = True) -> str:
     if (body and isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant)
             and isinstance(body[0].value.value, str)):
         first = body[0].value.value.strip().splitlines()[0]
-        indent = lines[body[0].lineno - 1][: len(lines[body[0].lineno - 1]) - len(lines[body[0].lineno - 1].lstrip())]
+        line = lines[body[0].lineno - 1]
+        indent = line[: len(line) - len(line.lstrip())]
         lines[body[0].lineno - 1: body[0].end_lineno] = [f'{indent}"""{first}"""'] if doc else []
     lines = [ln.replace("  # exported", "") for ln in lines if not ln.lstrip().startswith("#")]
     src = "\n".join(lines) + "\n"
