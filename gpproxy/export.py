@@ -444,7 +444,7 @@ LaTeX:    {latex}
 """
 import torch
 
-NAME = {name!r}
+NAME, FORMULA = {name!r}, {formula!r}
 {constants}
 
 
@@ -454,7 +454,7 @@ NAME = {name!r}
 
 {prim_src}
 def formula(S):
-    """The formula on statistics(...) -> (network score (1,), per-layer terms (L,) or None)."""
+    """FORMULA on statistics(...) -> (network score (1,), per-layer terms (L,) or None)."""
 {formula_src}
 
 def compute(net, inputs, targets, loss_fn=None, split_data=1, **kwargs):

@@ -105,7 +105,8 @@ def test_export_cli_from_run(tmp_path, tiny_table, tiny_cache, capsys):
     Engine(tiny_config(tiny_table, tiny_cache, generations=1), tmp_path / "run", log=lambda m: None).run()
     assert main(["export", str(tmp_path / "run"), "-o", str(tmp_path / "p.py")]) == 0
     mod = _import(tmp_path / "p.py")
-    assert "found by gpproxy run run " in mod.__doc__ and str(tmp_path) not in mod.__doc__
+    doc = " ".join(mod.__doc__.split())  # paragraphs are wrapped
+    assert "found by gpproxy run run " in doc and str(tmp_path) not in doc
     assert main(["export", str(tmp_path / "run"), "--rank", "99", "-o", str(tmp_path / "q.py")]) == 2
 
 
@@ -127,7 +128,7 @@ def test_quickstart_export_is_short_and_trimmed(tmp_path):
     for leftover in ("if True", "# exported", "FAMILY", "kernel_moments", "tensor_moments", "sample_activation",
                      "/work", "held-out: {"):
         assert leftover not in src, leftover
-    doc = _import(out).__doc__
+    doc = " ".join(_import(out).__doc__.split())  # paragraphs are wrapped
     for word in ("Kendall tau 0.6786", "Spearman rho 0.8653", "n = 300", "normalize:", "l1:", "dW:", r"\sum_{l}"):
         assert word in doc, word
     # a formula string alone claims no benchmark
