@@ -22,7 +22,7 @@ GROUND_TRUTH_DIR = "ground_truth"
 GROUND_TRUTH_COLUMN = "accuracy"
 
 
-def evolve(config, out=None, *, ground_truth=None, log=None, **overrides) -> Run:
+def evolve(config, out=None, *, ground_truth=None, log=None, plots: bool = True, **overrides) -> Run:
     """Run (or resume) an evolution and return its :class:`Run`.
 
     ``config``: a TOML/JSON path, a dict with the TOML's structure, or a
@@ -32,6 +32,8 @@ def evolve(config, out=None, *, ground_truth=None, log=None, **overrides) -> Run
     or ``{task name: {arch: value}}``; it is written into the run directory as
     ``ground_truth/<task>.csv`` and becomes the task's benchmark, so the run
     resumes without the caller's objects. ``out`` defaults to ``runs/<name>``.
+    ``plots``: write the Pareto front, fitness per generation and the held-out
+    rank scatter into the run directory (``plots.FILES``); False skips them.
     """
     from .engine import Engine
 
@@ -42,7 +44,12 @@ def evolve(config, out=None, *, ground_truth=None, log=None, **overrides) -> Run
     if ground_truth is not None:
         cfg = _with_ground_truth(cfg, root, ground_truth)
     Engine(cfg, root, log=log).run()
-    return Run.open(root)
+    run = Run.open(root)
+    if plots:
+        from . import plots as pictures
+
+        pictures.write_all(run)
+    return run
 
 
 def _with_ground_truth(cfg: Config, root: Path, ground_truth) -> Config:

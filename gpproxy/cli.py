@@ -91,8 +91,12 @@ def cmd_evolve(args) -> int:
         overrides["device"] = args.device
     if args.generations is not None:
         overrides["search.generations"] = args.generations
-    run = evolve(args.config, out=args.out, **overrides)
+    run = evolve(args.config, out=args.out, plots=not args.no_plots, **overrides)
     print_summary(run.summary)
+    if not args.no_plots:
+        from .plots import FILES
+
+        print("\npictures: " + ", ".join(str(run.root / f) for f in FILES.values() if (run.root / f).exists()))
     return 0
 
 
@@ -166,14 +170,32 @@ def cmd_export(args) -> int:
     if args.formula is not None:
         if args.run or args.rank is not None:
             raise GpproxyError("--formula exports a formula on its own: give no run directory and no --rank")
-        out = export_formula(args.formula, args.output, args.pack or "default")
+        out = export_formula(args.formula, args.output, args.pack or "default", name=args.name)
     elif args.run:
         if args.pack is not None:
             raise GpproxyError("--pack goes with --formula; a run directory exports with the run's own pack")
-        out = Run.open(args.run).export(args.output, rank=args.rank)
+        out = Run.open(args.run).export(args.output, rank=args.rank, name=args.name)
     else:
         raise GpproxyError("give a run directory or --formula")
     print(f"wrote {out}")
+    return 0
+
+
+def cmd_zc_merge(args) -> int:
+    from .adapters import merge_zc_api
+
+    rename = None
+    if args.proxy:
+        rename = {}
+        for item in args.proxy:
+            old, sep, new = item.partition("=")
+            rename[old] = new if sep else old
+    summary = merge_zc_api(args.scores, args.into, out=args.out, proxies=rename, overwrite=args.overwrite,
+                           space=args.space)
+    for ds, c in summary.items():
+        print(f"{ds}: {c['merged']} proxy entries merged, {c['kept']} kept (already there), "
+              f"{c['missing_archs']} archs not in {args.into}")
+    print(f"wrote {args.out or args.into}")
     return 0
 
 
@@ -204,7 +226,8 @@ def _score_arguments(p) -> None:
                    help="NB201: cifar10 | cifar100 | imagenet16_120; NDS: cifar10 (imagenet for _in spaces); "
                         "TNB101: class_object | class_scene (default: the first)")
     p.add_argument("--target", default=None, help="ground-truth column (default: the dataset's)")
-    p.add_argument("--scores", default="scores.json", help="per-arch scores (NAS-Bench-Suite-Zero layout)")
+    p.add_argument("--scores", default=None,
+                   help="per-arch scores, NAS-Bench-Suite-Zero layout (default: CACHE_DIR/scores.json)")
     p.add_argument("--json", action="store_true", help="print the full report as JSON")
     _common_arguments(p, archs="all", trials=1)
     p.set_defaults(fn=cmd_score)
@@ -237,6 +260,7 @@ def _setup(args):
 
 def cmd_score(args) -> int:
     from .scoring import ANALOG, METRICS, run_score
+    from .scoring.metrics import meaningful
 
     protocol = _setup(args)
     archs = _archs_arg(args.archs)
@@ -253,11 +277,13 @@ def cmd_score(args) -> int:
           f"{rep['resolution']}x{rep['resolution']} {rep['input']} input), {rep['archs']} archs x {rep['trials']} "
           f"trial(s):")
     for m in METRICS:
+        if not meaningful(m, rep["n"]):
+            continue  # the top-k of too few archs says nothing
         mean, std = rep[m]
         print(f"  {m:<9} {mean:+.4f}" + (f" ± {std:.4f}" if rep["trials"] > 1 else ""))
     if rep["invalid"]:
         print(f"  {rep['invalid']} arch(s) with a non-finite score (ranked as -1e8)")
-    print(f"per-arch scores: {rep['scores']}")
+    print(f"per-arch scores: {rep['scores']} ({rep['reused']} of them reused from earlier runs)")
     return 0
 
 
@@ -337,6 +363,7 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--out", default=None, help="run directory (default runs/<name>)")
     e.add_argument("--device", default=None)
     e.add_argument("--generations", type=int, default=None)
+    e.add_argument("--no-plots", action="store_true", help="skip the three PNGs written into the run directory")
     e.set_defaults(fn=cmd_evolve)
 
     r = sub.add_parser("resume", help="continue a killed run")
@@ -347,7 +374,7 @@ def build_parser() -> argparse.ArgumentParser:
     i.add_argument("run")
     i.add_argument("--json", action="store_true")
     i.add_argument("--plot", default=None, help="write fitness-over-generations PNG here")
-    i.add_argument("--scatter", default=None, help="write score-vs-accuracy PNG of the selected formula")
+    i.add_argument("--scatter", default=None, help="write the held-out predicted-rank vs true-rank PNG of the selected formula")
     i.add_argument("--front-plot", default=None, help="write the Pareto front (fitness vs. size) PNG here")
     i.set_defaults(fn=cmd_inspect)
 
@@ -356,11 +383,22 @@ def build_parser() -> argparse.ArgumentParser:
     x.add_argument("--rank", type=int, default=None, help="row of pareto.csv (default: the selected one)")
     x.add_argument("--formula", default=None)
     x.add_argument("--pack", default=None, help="primitive pack of --formula (default: default; a run uses its own)")
+    x.add_argument("--name", default=None, help="measure name for register() (default: derived from the formula)")
     x.add_argument("-o", "--output", required=True)
     x.set_defaults(fn=cmd_export)
 
     _score_arguments(sub.add_parser("score", help="correlations of one proxy with a benchmark"))
     _bench_arguments(sub.add_parser("bench", help="table of every baseline on each dataset of a benchmark"))
+
+    z = sub.add_parser("zc-merge", help="merge gpproxy scores into a NAS-Bench-Suite-Zero / NASLib zc_api JSON")
+    z.add_argument("scores", help="a gpproxy scores file (gpproxy score --scores / bench PREFIX.scores.json)")
+    z.add_argument("--into", required=True, help="the zc_api file, e.g. zc_nasbench201.json")
+    z.add_argument("--out", default=None, help="write here instead of rewriting --into")
+    z.add_argument("--proxy", action="append", default=None, metavar="NAME[=NEW]",
+                   help="merge only this proxy (repeatable), optionally under a new name")
+    z.add_argument("--overwrite", action="store_true", help="replace proxy entries the file already has")
+    z.add_argument("--space", default=None, help="space of the archs (default: the one recorded beside SCORES)")
+    z.set_defaults(fn=cmd_zc_merge)
     return p
 
 

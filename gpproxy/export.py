@@ -1,42 +1,128 @@
 """Export a formula as a standalone, readable PyTorch module.
 
-The module imports only torch. It carries verbatim copies of the probe
-functions (so it samples exactly the statistics the engine cached, and takes
-the same exact full-tensor moments) and of the primitives the formula uses
-(with their ``exact`` twins where a reduction is applied to a statistic
-itself, as ``FormulaEval`` does), and one generated function that spells the
-formula out step by step. It exposes the zero-cost-nas / NASLib measure shape:
+The module imports only torch and holds only what its formula reads: the probe
+code for the statistics, full-tensor moments and kernels the formula uses
+(copied from gpproxy.probe, so it samples exactly the positions the engine
+cached and takes the same exact moments), the primitives it uses (with their
+``exact`` twins where a reduction is applied to a statistic itself, as
+``FormulaEval`` does), and one straight-line function that spells the formula
+out. A formula of weight-gradient samples alone runs one forward+backward pass
+and samples the gradients; one of layer sizes alone runs a forward pass. It
+exposes the zero-cost-nas / NASLib measure shape:
 
     compute(net, inputs, targets, loss_fn=None, split_data=1, **kw) -> list[Tensor]
     score(net, inputs, targets, loss_fn=None) -> float
-    register(measure)    # e.g. register(foresight.pruners.measures.measure)
+    register(measure, name=None)    # e.g. register(foresight.pruners.measures.measure)
+
+The docstring's provenance is rendered from a typed :class:`Provenance` only:
+numbers formatted from floats, names reduced to a safe alphabet, never a raw
+cell of a run's CSV files.
 """
 from __future__ import annotations
 
+import ast
+import hashlib
 import inspect
-import json
+import re
 import textwrap
+from dataclasses import dataclass, field
+from math import isfinite
 from pathlib import Path
 
 from deap import gp
 
 from . import probe
-from .version import __version__
-from .formula import exact_stat, parse_formula, stats_used, to_math
+from .errors import GpproxyError
+from .formula import exact_stat, parse_formula, to_math
 from .pack import FAMILY_OF_TYPE, MATRIX, Layer, load_pack
-from .probe import ProbeConfig
+from .probe import NOISE_SUFFIX, ProbeConfig, stat_family
+from .version import __version__
 
-EXPORTED_PROBE_FUNCS = (probe.stable_seed, probe.sample_positions, probe.sample_activation,
-                        probe.sample_weight, probe.tensor_moments, probe.kernel_moments, probe.pair_moments,
-                        probe.probed_layers,
-                        probe.run_pass, probe.layer_meta, probe.collect_stats)
+# What each probe statistic and layer number is, in words (probe.py's vocabulary).
+STAT_WORDS = {
+    "W": "the layer's weight, flattened to (out channels, rest)",
+    "dW": "the loss gradient of the layer's weight",
+    "A": "the layer's input activation, flattened per sample to (batch, features)",
+    "Z": "the layer's output (before any BatchNorm), (batch, features)",
+    "dZ": "the loss gradient of the layer's output",
+}
+META_WORDS = {
+    "params": "number of parameters of the layer (weight and bias)",
+    "fan_in": "inputs per output unit (in channels / groups x kernel area)",
+    "out_channels": "output channels (units) of the layer",
+    "out_numel": "output size per sample (channels x height x width)",
+}
 
 
-def _source(fn, name=None) -> str:
+# ---------------------------------------------------------------- provenance
+
+
+def safe_text(text, limit: int = 120) -> str:
+    """A name from a run directory reduced to letters, digits and ``_ .:/+-`` (no quotes,
+    backslashes or line breaks), so it cannot end a docstring or string literal."""
+    return re.sub(r"[^\w .:/+-]", "?", str(text))[:limit]
+
+
+def _num(value, digits: int = 4) -> str:
+    value = float(value)
+    return f"{value:.{digits}f}" if isfinite(value) else "n/a"
+
+
+@dataclass(frozen=True)
+class HeldOut:
+    """One task's held-out result of an exported formula (never used for selection)."""
+
+    task: str
+    benchmark: str
+    target: str
+    kendall: float
+    spearman: float
+    n: int | None = None
+
+
+@dataclass(frozen=True)
+class Provenance:
+    """Where an exported formula comes from. ``run=None``: not validated on a benchmark."""
+
+    run: str | None = None  # the run directory relative to its parent
+    config: str = ""
+    correlation: str = ""
+    fitness: float | None = None
+    heldout: tuple = field(default_factory=tuple)  # HeldOut rows
+
+    def render(self) -> str:
+        if self.run is None:
+            return "Provenance: not validated on a benchmark (exported from a formula string)."
+        lines = [f"Provenance: found by gpproxy run {safe_text(self.run)} (config {safe_text(self.config)}), "
+                 f"search fitness ({safe_text(self.correlation)}) {_num(self.fitness)}."]
+        if not self.heldout:
+            lines.append("No held-out result recorded.")
+        for h in self.heldout:
+            n = f", n = {int(h.n)}" if h.n is not None else ""
+            lines.append(f"Held-out archs of {safe_text(h.task)} ({safe_text(h.benchmark)}, target "
+                         f"{safe_text(h.target)}): Kendall tau {_num(h.kendall)}, Spearman rho {_num(h.spearman)}{n}.")
+        return textwrap.fill(" ".join(lines), 100)
+
+
+# ---------------------------------------------------------------- copying functions
+
+
+def _source(fn, name=None, doc: bool = True) -> str:
+    """Source of `fn` renamed to `name`, without decorators, comment lines and ``# exported``
+    tags, its docstring cut to its first line (dropped without `doc`)."""
     src = textwrap.dedent(inspect.getsource(fn))
     lines = src.splitlines()
     start = next(i for i, ln in enumerate(lines) if ln.startswith(("def ", "async def ")))
-    src = "\n".join(lines[start:]) + "\n"  # decorators may span several lines
+    lines = lines[start:]
+    body = ast.parse("\n".join(lines)).body[0].body
+    if (body and isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant)
+            and isinstance(body[0].value.value, str)):
+        first = body[0].value.value.strip().splitlines()[0]
+        line = lines[body[0].lineno - 1]
+        indent = line[: len(line) - len(line.lstrip())]
+        lines[body[0].lineno - 1: body[0].end_lineno] = [f'{indent}"""{first}"""'] if doc else []
+    lines = [ln.replace("  # exported", "") for ln in lines if not ln.lstrip().startswith("#")]
+    src = "\n".join(lines) + "\n"
     if name and name != fn.__name__:
         src = src.replace(f"def {fn.__name__}(", f"def {name}(", 1)
     return src
@@ -50,28 +136,53 @@ def _exact_name(prim_name: str) -> str:
     return f"p_{prim_name}_exact"
 
 
-def exact_prims(tree, pack, moments: bool) -> list:
-    """Names of the reductions that take their exact form somewhere in `tree`."""
-    if not moments:
-        return []
-    return list(dict.fromkeys(tree[i].name for i in range(len(tree))
-                              if exact_stat(tree, i, pack) is not None))
+def prim_words(prim) -> str:
+    """A primitive in one line of words: its function's docstring, else its math template."""
+    doc = inspect.getdoc(prim.fn)
+    if doc:
+        return doc.strip().splitlines()[0]
+    return prim.math.format("x", "y")
 
 
-def formula_code(tree, pack, moments: bool = True) -> tuple[str, bool]:
-    """Straight-line Python for a typed tree.
+# ---------------------------------------------------------------- the formula
+
+
+@dataclass
+class Needs:
+    """What a formula reads from the probe."""
+
+    samples: set = field(default_factory=set)  # statistics whose samples are read
+    moments: set = field(default_factory=set)  # statistics / "X*Y" products whose moments are read
+    kernels: set = field(default_factory=set)  # activation statistics whose kernel columns are read
+    meta: set = field(default_factory=set)  # layer numbers
+    prims: list = field(default_factory=list)  # primitives called, in order
+    exact: list = field(default_factory=list)  # primitives whose exact twin is called
+
+    def stats(self) -> set:
+        out = set(self.samples) | set(self.kernels)
+        for key in self.moments:
+            out.update(key.split("*"))
+        return out
+
+
+def _add(seq: list, item) -> None:
+    if item not in seq:
+        seq.append(item)
+
+
+def formula_code(tree, pack, moments: bool = True) -> tuple[str, bool, Needs]:
+    """Straight-line Python for a typed tree: (code, root is a layer aggregation, what it reads).
 
     Matrix values are lists with one (1, r, c) tensor per layer; Layer values
     are (L,) tensors; Net values are (1,) tensors. With `moments`, a reduction
     of a statistic itself is computed exactly from ``S['moments']`` (as
-    FormulaEval does on a cache with moments). Returns (code, root is a layer
-    aggregation): then ``formula`` also returns the per-layer terms.
+    FormulaEval does on a cache with moments). ``formula`` returns the
+    per-layer terms too when the root aggregates layers.
     """
-    lines, counter, root_args = [], [0], {}
+    lines, counter, root_args, needs = [], [0], {}, Needs()
 
-    def new():
-        counter[0] += 1
-        return f"t{counter[0]}"
+    def sampled(fn, arg, fam):
+        return f"torch.cat([{fn}(x, s) for x, s in zip({arg}, S['scale'][{fam!r}])])"
 
     def rec(i):
         node = tree[i]
@@ -80,36 +191,50 @@ def formula_code(tree, pack, moments: bool = True) -> tuple[str, bool]:
                 n = "S['L']" if node.ret is Layer else "1"
                 return f"torch.full(({n},), {node.value!r})", i + 1
             if node.ret is Layer:
+                needs.meta.add(node.value)
                 return f"S['meta'][{node.value!r}]", i + 1
+            needs.samples.add(node.value)
             return f"S['stats'][{node.value!r}]", i + 1
+        end = tree.searchSubtree(i).stop
+        prim = pack.prims[node.name]
+        fn = _py_name(prim.name)
+        key = exact_stat(tree, i, pack) if moments and prim.kind == "reduce" else None
+        fam = FAMILY_OF_TYPE.get(node.args[0])
+        if key is not None and (stat_family(key.split("*")[0]) == "weight" and prim.exact_cols > 4):
+            key = None  # weights have no kernel columns: the sample, as FormulaEval
+        counter[0] += 1
+        var = f"t{counter[0]}"
+        sub = str(gp.PrimitiveTree(tree[i:end]))
+        if key is not None and not ("*" in key and key.startswith("Z")):
+            # always recorded for every layer: the exact value alone
+            _add(needs.exact, prim.name)
+            needs.moments.add(key)
+            if prim.exact_cols > 4:
+                needs.kernels.add(key)
+            expr = f"{_exact_name(prim.name)}(S['moments'][{key!r}]).float()"  # float32, as the engine stores it
+            lines.append(f"    {var} = {expr}  # {sub}")
+            return var, end
         args, j = [], i + 1
         for _ in range(node.arity):
             a, j = rec(j)
             args.append(a)
-        prim = pack.prims[node.name]
-        fn = _py_name(prim.name)
-        var = new()
-        sub = str(gp.PrimitiveTree(tree[i:j]))
+        _add(needs.prims, prim.name)
         if prim.kind in ("unary", "binary") and node.ret in MATRIX:
-            if prim.kind == "unary":
-                expr = f"[{fn}(x) for x in {args[0]}]"
-            else:
-                expr = f"[{fn}(x, y) for x, y in zip({args[0]}, {args[1]})]"
+            expr = (f"[{fn}(x) for x in {args[0]}]" if prim.kind == "unary"
+                    else f"[{fn}(x, y) for x, y in zip({args[0]}, {args[1]})]")
         elif prim.kind in ("unary", "binary"):
             expr = f"{fn}({', '.join(args)})"
-        elif prim.kind == "reduce" and moments and exact_stat(tree, i, pack) is not None:
-            # .float(): the engine stores the float64 result as float32 too
-            key = exact_stat(tree, i, pack)
-            expr = f"{_exact_name(prim.name)}(S['moments'][{key!r}]).float()"
-            fam = FAMILY_OF_TYPE[node.args[0]]
-            sampled = f"torch.cat([{fn}(x, s) for x, s in zip({args[0]}, S['scale'][{fam!r}])])"
-            if "*" in key:  # product moments: a layer may lack them (as FormulaEval, use the sample)
-                expr = f"{expr} if {key!r} in S['moments'] else {sampled}"
-            elif prim.exact_cols > 4:  # kernel columns exist for activations only (as FormulaEval)
-                expr = f"{expr} if S['moments'][{key!r}].shape[1] >= {prim.exact_cols} else {sampled}"
+        elif prim.kind == "reduce" and key is not None:
+            # Z*dZ (or a Z kernel) is missing where Z changed in place before its gradient came:
+            # then every layer uses the sample, as FormulaEval does
+            _add(needs.exact, prim.name)
+            needs.moments.add(key)
+            if prim.exact_cols > 4:
+                needs.kernels.add(key)
+            expr = (f"{_exact_name(prim.name)}(S['moments'][{key!r}]).float() if {key!r} in S['moments'] "
+                    f"else {sampled(fn, args[0], fam)}")
         elif prim.kind == "reduce":
-            fam = FAMILY_OF_TYPE[node.args[0]]
-            expr = f"torch.cat([{fn}(x, s) for x, s in zip({args[0]}, S['scale'][{fam!r}])])"
+            expr = sampled(fn, args[0], fam)
         else:
             expr = f"{fn}({args[0]}, S['seg'], S['counts'])"
         lines.append(f"    {var} = {expr}  # {sub}")
@@ -119,147 +244,298 @@ def formula_code(tree, pack, moments: bool = True) -> tuple[str, bool]:
 
     root, _ = rec(0)
     top = pack.prims.get(tree[0].name) if isinstance(tree[0], gp.Primitive) else None
-    per_layer = top is not None and top.kind == "aggregate"
+    per_layer = top is not None and top.kind == "aggregate" and "args" in root_args
     layer_terms = root_args["args"][0] if per_layer else "None"
-    ret = f"    return {root}, {layer_terms}"
-    return "\n".join(lines + [ret]) + "\n", per_layer
+    return "\n".join(lines + [f"    return {root}, {layer_terms}"]) + "\n", per_layer, needs
 
 
-TEMPLATE = '''r"""Zero-cost proxy discovered by gpproxy {version}.
+# ---------------------------------------------------------------- the probe, trimmed
 
-Formula (gpproxy canonical form, primitive pack {pack!r}):
 
-    {formula}
+def _pass_lines(suffix: str, needs: Needs) -> list:
+    """Body lines of ``statistics`` for one forward(+backward) pass, recording only what
+    `needs` names for it (suffix "" the clean pass, "_n" the Gaussian-noise pass)."""
+    def moments_of(stat, t):
+        if stat + suffix in needs.kernels:
+            return f"torch.cat([tensor_moments({t}), kernel_moments({t})])"
+        return f"tensor_moments({t})"
 
-Readable:  {math}
-LaTeX:     {latex}
+    zdz, wdw = f"Z{suffix}*dZ{suffix}", f"W*dW{suffix}"
+    need_dz = bool({f"dZ{suffix}", zdz} & (needs.samples | needs.moments))
+    need_dw = bool({f"dW{suffix}", wdw} & (needs.samples | needs.moments))
+    backward = need_dz or need_dw
+    hook = ["shapes[name] = tuple(out.shape)"]
+    for stat, t, salt in (("A", "args[0]", "input"), ("Z", "out", "output")):
+        if stat + suffix in needs.samples:
+            hook.append(f"got[name]['{stat}{suffix}'] = sample_activation({t}, ACT_FEATURES, SEED, '{salt}')")
+        if stat + suffix in needs.moments:
+            hook.append(f"got[name]['m:{stat}{suffix}'] = {moments_of(stat, t)}")
+    if need_dz:
+        grad = [f"got[name]['ran:dZ{suffix}'] = True"]
+        if f"dZ{suffix}" in needs.samples:
+            grad.append(f"got[name]['dZ{suffix}'] = sample_activation(g, ACT_FEATURES, SEED, 'output')")
+        if f"dZ{suffix}" in needs.moments:
+            grad.append(f"got[name]['m:dZ{suffix}'] = {moments_of('dZ', 'g')}")
+        if zdz in needs.moments:  # z changed in place before its gradient came: no product moments
+            grad += ["if z._version == z_version and z.shape == g.shape:",
+                     f"    got[name]['m:{zdz}'] = pair_moments(z, g)"]
+        hook += ["if out.requires_grad:",
+                 *(["    z, z_version = out.detach(), out._version"] if zdz in needs.moments else []),
+                 "",
+                 "    def grad_hook(g):",
+                 *[f"        {ln}" for ln in grad],
+                 "    out.register_hook(grad_hook)"]
+    hook_fn = "noise_hook" if suffix else "hook"
+    lines = [f"def {hook_fn}(name):",
+             "    def on_output(module, args, out):",
+             *[f"        {ln}" if ln else "" for ln in hook],
+             "    return on_output",
+             f"handles = [module.register_forward_hook({hook_fn}(name)) for name, module in layers]",
+             "try:",
+             "    net.train()  # BatchNorm with batch statistics, as the zero-cost literature scores"]
+    x = "noise" if suffix else "inputs"
+    if backward:
+        lines += ["    net.zero_grad(set_to_none=True)",
+                  f"    logits = net({x})",
+                  "    logits = logits[-1] if isinstance(logits, (tuple, list)) else logits",
+                  "    (loss_fn or torch.nn.functional.cross_entropy)(logits, targets).backward()"]
+    else:
+        lines += ["    with torch.no_grad():",
+                  f"        net({x})"]
+    lines += ["finally:",
+              "    net.train(was_training)",
+              "    for h in handles:",
+              "        h.remove()"]
+    after = []
+    fix = []
+    if f"dZ{suffix}" in needs.samples:
+        fix.append(f"got[name]['dZ{suffix}'] = sample_activation(zeros, ACT_FEATURES, SEED, 'output')")
+    if f"dZ{suffix}" in needs.moments:
+        fix.append(f"got[name]['m:dZ{suffix}'] = {moments_of('dZ', 'zeros')}")
+    if zdz in needs.moments:
+        fix.append(f"got[name]['m:{zdz}'] = tensor_moments(zeros)")
+    if fix:
+        after += [f"if 'ran:dZ{suffix}' not in got[name]:  # no gradient reached the output: it is zero",
+                  "    zeros = torch.zeros(shapes[name], device=inputs.device)",
+                  *[f"    {ln}" for ln in fix]]
+    if suffix == "" and "W" in needs.samples:
+        after.append("got[name]['W'] = sample_weight(module.weight, WEIGHT_ROWS, WEIGHT_COLS, SEED)")
+    if suffix == "" and "W" in needs.moments:
+        after.append("got[name]['m:W'] = tensor_moments(module.weight)")
+    if need_dw:
+        after.append("grad = torch.zeros_like(module.weight) if module.weight.grad is None else module.weight.grad")
+        if f"dW{suffix}" in needs.samples:
+            after.append(f"got[name]['dW{suffix}'] = sample_weight(grad, WEIGHT_ROWS, WEIGHT_COLS, SEED)")
+        if f"dW{suffix}" in needs.moments:
+            after.append(f"got[name]['m:dW{suffix}'] = tensor_moments(grad)")
+        if wdw in needs.moments:
+            after.append(f"got[name]['m:{wdw}'] = pair_moments(module.weight, grad)")
+    if after:
+        lines += ["for name, module in layers:",
+                  "    if name in shapes:",
+                  *[f"        {ln}" for ln in after]]
+    if backward:
+        lines.append("net.zero_grad(set_to_none=True)")
+    return lines
+
+
+def _statistics_code(needs: Needs) -> str:
+    noise = any(s.endswith(NOISE_SUFFIX) for s in needs.stats())
+    lines = ["layers = [(n, m) for n, m in net.named_modules() if isinstance(m, (torch.nn.Conv2d, torch.nn.Linear))]",
+             ("shapes, got, was_training = {}, {name: {} for name, _ in layers}, net.training"
+              if needs.samples or needs.moments else "shapes, was_training = {}, net.training"),
+             "",
+             *_pass_lines("", needs)]
+    if noise:
+        lines += ["noise = torch.randn(inputs.shape, generator=torch.Generator().manual_seed(SEED + 1)).to(inputs)",
+                  "", *_pass_lines(NOISE_SUFFIX, needs)]
+    lines += ["ran, dev = [(n, m) for n, m in layers if n in shapes], inputs.device",
+              "S = {'L': len(ran), 'seg': torch.zeros(len(ran), dtype=torch.long, device=dev),",
+              "     'counts': torch.tensor([float(len(ran))], device=dev)}"]
+    samples = sorted(needs.samples)
+    if samples:
+        scale_of = {}
+        for st in samples:
+            scale_of.setdefault(stat_family(st), st)
+        stats = ",\n              ".join(f"{st!r}: [got[n][{st!r}][0].unsqueeze(0) for n, _ in ran]"
+                                          for st in samples)
+        scales = ",\n              ".join(f"{f!r}: [torch.tensor([got[n][{st!r}][1]], device=dev) for n, _ in ran]"
+                                           for f, st in sorted(scale_of.items()))
+        lines += [f"S['stats'] = {{{stats}}}", f"S['scale'] = {{{scales}}}"]
+    if needs.moments:  # a key some layer lacks (Z*dZ after an in-place op) is left out: formula() samples
+        lines += ["S['moments'] = {k: torch.stack([got[n]['m:' + k] for n, _ in ran])",
+                  f"                for k in {tuple(sorted(needs.moments))!r} "
+                  "if all('m:' + k in got[n] for n, _ in ran)}"]
+    meta = {
+        "params": "float(sum(p.numel() for p in m.parameters(recurse=False)))",
+        "fan_in": "float(m.weight[0].numel())",
+        "out_channels": "float(m.weight.shape[0])",
+        "out_numel": "float(out_numel(shapes[n]))",
+    }
+    if needs.meta:
+        lines.append("S['meta'] = {")
+        lines += [f"    {k!r}: torch.tensor([{meta[k]} for n, m in ran], device=dev)," for k in sorted(needs.meta)]
+        lines.append("}")
+    lines.append("return S")
+    head = ["def statistics(net, inputs, targets, loss_fn=None):",
+            '    """What formula() reads, for every Conv2d/Linear layer that ran, in registration order."""']
+    return "\n".join(head + [f"    {ln}" if ln else "" for ln in lines]) + "\n"
+
+
+OUT_NUMEL = '''def out_numel(shape):
+    """Output size per sample, computed as the probe does (sample width x scale)."""
+    total = 1
+    for s in shape[1:]:
+        total *= int(s)
+    keep = min(ACT_FEATURES, total)
+    return int(keep * (total / keep))
+'''
+
+POSITIONS = '''_POSITIONS = {}  # sample positions, computed once per (shape, keep, seed, salt) and reused
+
+
+def sample_positions(*key):
+    if key not in _POSITIONS:
+        _POSITIONS[key] = _sample_positions(*key)
+    return _POSITIONS[key]
+'''
+
+
+def probe_code(needs: Needs) -> tuple[str, list]:
+    """The probe functions the formula needs and their constants' names."""
+    samples = needs.samples
+    noise = any(s.endswith(NOISE_SUFFIX) for s in needs.stats())
+    funcs, consts = [], ["SEED"] if samples or noise else []
+    if samples:
+        funcs += [_source(probe.stable_seed, doc=False), _source(probe.sample_positions, "_sample_positions", doc=False),
+                  POSITIONS]
+    if any(stat_family(s) != "weight" for s in samples) or "out_numel" in needs.meta:
+        consts.append("ACT_FEATURES")
+    if any(stat_family(s) != "weight" for s in samples):
+        funcs.append(_source(probe.sample_activation))
+    if any(stat_family(s) == "weight" for s in samples):
+        funcs.append(_source(probe.sample_weight))
+        consts += ["WEIGHT_ROWS", "WEIGHT_COLS"]
+    if any("*" not in k for k in needs.moments) or any("*" in k and k.startswith("Z") for k in needs.moments):
+        funcs.append(_source(probe.tensor_moments))  # also the Z*dZ of a layer whose output got no gradient
+    if needs.kernels:
+        funcs.append(_source(probe.kernel_moments))
+    if any("*" in k for k in needs.moments):
+        funcs.append(_source(probe.pair_moments))
+    if "out_numel" in needs.meta:
+        funcs.append(OUT_NUMEL)
+    return "\n\n".join(funcs), consts
+
+
+# ---------------------------------------------------------------- the module
+
+
+TEMPLATE = '''r"""Zero-cost proxy discovered by gpproxy {version} (primitive pack {pack}).
+
+Formula:  {formula}
+Readable: {math}
+LaTeX:    {latex}
+
+{words}
+
 {provenance}
-How the statistics are taken (identical to the gpproxy cache it was found on):
-one forward+backward pass (cross-entropy unless a loss_fn is given), BN in
-train mode; every Conv2d/Linear layer contributes samples of its weight (W),
-weight gradient (dW), input (A), output (Z) and output gradient (dZ) at fixed
-positions: {probe}. With "moments", each also gives exact full-tensor
-[sum, sum |x|, sum x^2, numel], used by reductions of a statistic itself.
-Standalone: imports only torch. Use it as
 
-    import {module}
-    s = {module}.score(net, inputs, targets)            # one float, higher = better
-    per_layer = {module}.compute(net, inputs, targets)  # zero-cost-nas / NASLib shape
-    {module}.register(measure)                          # add to foresight/NASLib's registry
+{probe}
 """
 import torch
-import torch.nn.functional as F
 
-NAME = {name!r}
-FORMULA = {formula!r}
-PROBE = {probe_dict!r}
-FAMILY = {family!r}
-PAIRS = {pairs!r}
+NAME, FORMULA = {name!r}, {formula!r}
+{constants}
 
-# ---------------------------------------------------------------- statistics
-# (copied verbatim from gpproxy.probe)
 
 {probe_src}
 
-def statistics(net, inputs, targets, loss_fn=None):
-    """Per-layer samples, scales, full-tensor moments and exact layer numbers,
-    as the formula reads them."""
-    layers = collect_stats(net, inputs, targets, loss_fn or F.cross_entropy, PROBE["act_features"],
-                           PROBE["weight_rows"], PROBE["weight_cols"], PROBE["sample_seed"],
-                           PROBE["noise_pass"], moments=PROBE["moments"])
-    device = inputs.device
-    stats, scale = {{s: [] for s in FAMILY}}, {{f: [] for f in set(FAMILY.values())}}
-    moments = {{s: [] for s in FAMILY}}
-    meta = {{"params": [], "fan_in": [], "out_channels": [], "out_numel": []}}
-    for name, module, rec, exact in layers:
-        seen = set()
-        for stat, family in FAMILY.items():
-            sample, sc = rec[stat]
-            stats[stat].append(sample.unsqueeze(0))
-            if PROBE["moments"]:
-                moments[stat].append(exact[stat])
-            if family not in seen:
-                scale[family].append(torch.tensor([sc], device=device))
-                seen.add(family)
-        for key in PAIRS:  # product moments ("W*dW", ...)
-            if key in exact:
-                moments.setdefault(key, []).append(exact[key])
-        m = layer_meta(module)
-        m["out_numel"] = int(rec["Z"][0].shape[1] * rec["Z"][1])
-        for k in meta:
-            meta[k].append(float(m[k]))
-    n = len(layers)
-    return {{"stats": stats, "scale": scale, "L": n,
-            "moments": {{s: torch.stack(m) for s, m in moments.items() if m and len(m) == n}},
-            "meta": {{k: torch.tensor(v, device=device) for k, v in meta.items()}},
-            "seg": torch.zeros(n, dtype=torch.long, device=device),
-            "counts": torch.tensor([float(n)], device=device)}}
-
-# ---------------------------------------------------------------- primitives
-# (copied verbatim from the gpproxy primitive pack {pack!r})
+{stats_src}
 
 {prim_src}
-# ---------------------------------------------------------------- the formula
-
 def formula(S):
-    """{formula}  ->  (network score (1,), per-layer terms (L,) or None)"""
+    """FORMULA on statistics(...) -> (network score (1,), per-layer terms (L,) or None)."""
 {formula_src}
 
 def compute(net, inputs, targets, loss_fn=None, split_data=1, **kwargs):
-    """Per-layer terms whose sum is the score when the formula is a sum over
-    layers (the zero-cost-nas / NASLib measure shape); otherwise [score]."""
-    if split_data != 1:
-        raise ValueError("this proxy is defined on one minibatch: use split_data=1")
-    S = statistics(net, inputs, targets, loss_fn)
-    with torch.no_grad():
-        total, per_layer = formula(S)
-    if {additive} and per_layer is not None:
-        return list(per_layer)
-    return [total[0]]
+    """{compute_doc}; split_data parts of the batch add up, as zero-cost-nas accumulates."""
+    n, out = inputs.shape[0], None
+    split_data = max(1, min(int(split_data), n))
+    for sp in range(split_data):
+        part = slice(sp * n // split_data, (sp + 1) * n // split_data)
+        try:
+            total, terms = formula(statistics(net, inputs[part], targets[part], loss_fn))
+        except MemoryError as e:  # zero-cost-nas and NASLib retry on RuntimeError("out of memory")
+            raise RuntimeError(f"out of memory: {{e}}") from e
+        out = {terms} if out is None else [a + b for a, b in zip(out, {terms})]
+    return out
 
 
 def score(net, inputs, targets, loss_fn=None):
     """The proxy score of `net` on this minibatch (higher = predicted better)."""
-    S = statistics(net, inputs, targets, loss_fn)
-    with torch.no_grad():
-        total, _ = formula(S)
-    return float(total[0])
+    return float(formula(statistics(net, inputs, targets, loss_fn))[0][0])
 
 
-def register(measure):
-    """Register under NAME with a zero-cost-nas / NASLib style `measure` decorator."""
-    return measure(NAME, bn=True)(compute)
+def register(measure, name=None):
+    """Add compute() to zero-cost-nas's / NASLib's registry as `name` (default NAME); idempotent."""
+    registry = getattr(measure, "__globals__", {{}}).get("_measure_impls")
+    if isinstance(registry, dict):
+        registry.pop(name or NAME, None)
+    return measure(name or NAME, bn=True)(compute)
 '''
 
 
+def measure_name(formula: str) -> str:
+    """Default measure name: derived from the formula, so two exports never collide by file name."""
+    return "gpproxy_" + hashlib.sha1(formula.encode()).hexdigest()[:10]
+
+
 def export_formula(formula: str, output, pack_name: str = "default", probe_cfg: ProbeConfig | None = None,
-                   provenance: str = "", name: str | None = None) -> Path:
+                   provenance: Provenance | None = None, name: str | None = None) -> Path:
+    """Write `formula` as a standalone torch module at `output` (see the module docstring)."""
     pack = load_pack(pack_name)
     tree = parse_formula(formula, pack)
     probe_cfg = probe_cfg or ProbeConfig()
-    if any(s.endswith("_n") for s in stats_used(tree)) and not probe_cfg.noise_pass:
-        probe_cfg = ProbeConfig(**{**probe_cfg.to_dict(), "noise_pass": True})
+    code, per_layer, needs = formula_code(tree, pack, probe_cfg.moments)
     output = Path(output)
-    module = output.stem
-    used = []
-    for node in tree:
-        if isinstance(node, gp.Primitive) and node.name not in used:
-            used.append(node.name)
-    prim_src = "\n\n".join(_source(pack.prims[n].fn, _py_name(n)) for n in used)
-    for n in exact_prims(tree, pack, probe_cfg.moments):
-        prim_src += "\n\n" + _source(pack.prims[n].exact, _exact_name(n))
-    code, per_layer = formula_code(tree, pack, probe_cfg.moments)
-    family = {s: FAMILY_OF_TYPE[t] for s, t in pack.stats.items()
-              if probe_cfg.noise_pass or not s.endswith("_n")}
+    module = re.sub(r"\W", "_", output.stem)
+    prims = [pack.prims[n] for n in needs.prims]
+    prim_src = "".join(_source(p.fn, _py_name(p.name), doc=False) + "\n\n" for p in prims)
+    prim_src += "".join(_source(pack.prims[n].exact, _exact_name(n)) + "\n\n" for n in needs.exact)
+    probe_src, consts = probe_code(needs)
+    values = {"SEED": probe_cfg.sample_seed, "ACT_FEATURES": probe_cfg.act_features,
+              "WEIGHT_ROWS": probe_cfg.weight_rows, "WEIGHT_COLS": probe_cfg.weight_cols}
+    used = sorted(needs.stats())
+    words = ["Terms:"] + [f"  {s}: {STAT_WORDS[s.removesuffix(NOISE_SUFFIX)]}"
+                          + (" (second pass, Gaussian-noise input)" if s.endswith(NOISE_SUFFIX) else "")
+                          for s in used]
+    words += [f"  {m}: {META_WORDS.get(m, 'a per-layer number of the probe')}" for m in sorted(needs.meta)]
+    words += [f"  {p.name}: {prim_words(p)}" for p in
+              [pack.prims[n] for n in dict.fromkeys(needs.prims + needs.exact)]]
+    if needs.exact:
+        words.append("  (a reduction of a statistic itself is exact, from moments of the full tensor)")
+    grads = any(x.removesuffix(NOISE_SUFFIX) in ("dW", "dZ") for x in needs.stats())
+    passes = ("One forward+backward pass" if grads else "One forward pass") + (
+        " and one on Gaussian noise" if any(x.endswith(NOISE_SUFFIX) for x in needs.stats()) else "")
+    additive = bool(per_layer and pack.prims[tree[0].name].additive)
+    name = name or measure_name(str(tree))
+    if not re.fullmatch(r"[A-Za-z_][\w.-]{0,80}", name):
+        raise GpproxyError(f"measure name {str(name)[:60]!r}: a letter or '_' first, then letters, digits, '_', '.', '-'")
     text = TEMPLATE.format(
-        version=__version__, pack=pack.name, formula=str(tree), math=to_math(tree, pack),
-        latex=to_math(tree, pack, latex=True), provenance=provenance, probe=json.dumps(probe_cfg.to_dict()),
-        module=module, name=name or module, probe_dict=probe_cfg.to_dict(), family=family,
-        pairs=probe_cfg.pair_names(),
-        probe_src="\n\n".join(_source(f) for f in EXPORTED_PROBE_FUNCS),
-        prim_src=prim_src, formula_src=code,
+        version=__version__, pack=safe_text(pack.name), formula=str(tree), math=to_math(tree, pack),
+        latex=to_math(tree, pack, latex=True), words="\n".join(words),
+        provenance=(provenance or Provenance()).render(),
+        probe=textwrap.fill(
+            "Use: score(net, inputs, targets) -> float (higher = better); compute(), register(measure): "
+            f"zero-cost-nas / NASLib. {passes}, BatchNorm in train mode. Imports only torch.", 100,
+            break_on_hyphens=False),
+        module=module, name=name,
+        constants=f"{', '.join(consts)} = {', '.join(repr(values[c]) for c in consts)}" if consts else "",
+        probe_src=probe_src.rstrip() + "\n",
+        stats_src=_statistics_code(needs), prim_src=prim_src.rstrip() + "\n\n", formula_src=code,
         # per-layer terms are the measure's output only where they add up to the score
-        additive=per_layer and pack.prims[tree[0].name].additive)
+        compute_doc="Per-layer terms whose sum is the score" if additive else "[score] as a one-element list",
+        terms="list(terms)" if additive else "[total[0]]")
     compile(text, str(output), "exec")  # a generated module that does not compile is our bug
     output.parent.mkdir(parents=True, exist_ok=True)
     output.write_text(text)

@@ -14,7 +14,7 @@ def _pyplot():
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
     except ImportError:
-        raise GpproxyError("plots need matplotlib: pip install 'gpproxy[plot]'") from None
+        raise GpproxyError("plots need matplotlib (a gpproxy dependency): pip install matplotlib") from None
     return plt
 
 
@@ -56,6 +56,9 @@ def front(run, path) -> Path:
     if chosen:
         ax.scatter([chosen[0].size], [chosen[0].fitness], s=80, facecolors="none", edgecolors="red",
                    label="selected")
+    from matplotlib.ticker import MaxNLocator
+
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_xlabel("formula size (nodes)")
     ax.set_ylabel(f"search fitness ({run.config.fitness.correlation})")
     ax.legend(loc="lower right")
@@ -63,14 +66,40 @@ def front(run, path) -> Path:
 
 
 def scatter(run, path, task: int = 0) -> Path:
-    """The selected formula's score against accuracy on the held-out archs of one task."""
+    """Predicted rank (by the selected formula's score) against true-accuracy rank on the held-out
+    archs of one task: ranks, because a proxy is judged by the order it gives."""
+    import numpy as np
+    from scipy.stats import rankdata
+
     plt = _pyplot()
     chosen = run.candidate()
     scores, acc = run.heldout_scores(chosen.formula, task)
-    fig, ax = plt.subplots(figsize=(5, 4))
-    ax.scatter(scores, acc, s=6, alpha=0.6)
-    ax.set_xlabel("proxy score")
-    ax.set_ylabel(f"accuracy, {run.config.tasks[task].name} (held-out archs)")
+    scores, acc = np.asarray(scores, dtype=float), np.asarray(acc, dtype=float)
+    scores = np.where(np.isfinite(scores), scores, -np.inf)
+    fig, ax = plt.subplots(figsize=(5, 4.5))
+    ax.scatter(rankdata(scores), rankdata(acc), s=8, alpha=0.6)
+    n = len(acc)
+    ax.plot([1, n], [1, n], color="0.6", lw=0.8, ls="--", label="perfect ranking")
+    ax.set_xlabel("predicted rank (proxy score, 1 = lowest)")
+    ax.set_ylabel(f"true accuracy rank, {run.config.tasks[task].name}")
+    held = chosen.heldout.get(run.config.tasks[task].name, {})
+    if "kendall" in held:
+        ax.text(0.03, 0.95, f"held-out archs: n = {n}, Kendall τ = {held['kendall']:.3f}",
+                transform=ax.transAxes, va="top", fontsize=8)
+    ax.legend(loc="lower right", fontsize=8)
     title = chosen.formula if len(chosen.formula) < 60 else chosen.formula[:57] + "..."
     ax.set_title(title, fontsize=8)
     return _save(fig, path)
+
+
+FILES = {"front": "pareto_front.png", "progress": "fitness_per_generation.png", "scatter": "heldout_rank_scatter.png"}
+
+
+def write_all(run) -> list:
+    """The three pictures of a finished run, in its directory: [paths]."""
+    out = []
+    for kind, name in FILES.items():
+        if {"front": not run.front, "progress": not run.log, "scatter": run.selected is None}[kind]:
+            continue  # nothing to draw (a run that found no formula)
+        out.append(globals()[kind](run, run.root / name))
+    return out

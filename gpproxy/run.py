@@ -8,7 +8,6 @@ is parsed in one place and the selection rule is stated in one place.
 from __future__ import annotations
 
 import json
-import re
 from dataclasses import dataclass, field
 from functools import cached_property
 from math import isfinite
@@ -196,14 +195,27 @@ class Run:
 
         c = self.candidate(rank)
         return export_formula(c.formula, path, self.config.search.pack, self.probe_config(),
-                              provenance=self._provenance(c), name=name)
+                              provenance=self.provenance(c), name=name)
 
-    def _provenance(self, c: Candidate) -> str:
-        held = "; ".join(f"{_plain(task)}: tau {m['kendall']:.4f}, rho {m['spearman']:.4f}, "
-                         f"top-10% {m['top10pct']:.4f}" for task, m in c.heldout.items()
-                         if all(k in m for k in HELDOUT_METRICS)) or "n/a"
-        return (f"\nFound by run {_plain(self.root.name)} (config {_plain(self.config.name)!r}); search "
-                f"fitness ({_plain(self.config.fitness.correlation)}) {c.fitness:.6f}; held-out: {held}.\n")
+    def provenance(self, c: Candidate):
+        """Typed provenance of candidate ``c`` for an export: names from the config and
+        protocol, numbers as parsed floats (never a raw CSV cell)."""
+        from .export import HeldOut, Provenance
+
+        proto = {t.get("task"): t for t in (self.protocol or {}).get("tasks", []) if isinstance(t, dict)}
+        held = []
+        for task in self.config.tasks:
+            m = c.heldout.get(task.name, {})
+            if "kendall" not in m or "spearman" not in m:
+                continue
+            recorded = proto.get(task.name, {})  # protocol.json: the target actually used
+            n = recorded.get("heldout_archs", task.heldout_archs)
+            target = recorded.get("target") or task.target or "the benchmark's default"
+            held.append(HeldOut(task=task.name, benchmark=_bench_name(task.benchmark), target=str(target),
+                                kendall=float(m["kendall"]), spearman=float(m["spearman"]),
+                                n=int(n) if isinstance(n, (int, float)) and isfinite(n) else None))
+        return Provenance(run=self.root.name, config=self.config.name, correlation=self.config.fitness.correlation,
+                          fitness=float(c.fitness), heldout=tuple(held))
 
     def heldout_scores(self, formula: str | None = None, task: int = 0):
         """(scores, accuracies) of ``formula`` (default: the selected one) on task ``task``'s held-out archs."""
@@ -218,6 +230,6 @@ class Run:
         return scorer.scores([formula], td)[formula], td.heldout_acc
 
 
-def _plain(text) -> str:
-    """Names from a run directory, safe to place inside generated code and docstrings."""
-    return re.sub(r"[^\w .:/+-]", "?", str(text))[:200]
+def _bench_name(benchmark) -> str:
+    """A benchmark as a docstring names it: a file by its name, not its absolute path."""
+    return ":".join(Path(part).name if "/" in part else part for part in str(benchmark).split(":"))

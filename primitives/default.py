@@ -26,52 +26,62 @@ PACK = Pack(
 
 @PACK.unary("abs", math="|{0}|", latex=r"\left|{0}\right|")
 def abs_(x):
+    """absolute value, element-wise."""
     return x.abs()
 
 
 @PACK.unary("square", math="({0})²", latex=r"\left({0}\right)^2")
 def square(x):
+    """square, element-wise (capped at 1e30)."""
     return x.square().clamp_(max=1e30)
 
 
 @PACK.unary("sqrt", math="√|{0}|", latex=r"\sqrt{{\left|{0}\right|}}")
 def sqrt(x):
+    """square root of the absolute value, element-wise."""
     return x.abs().sqrt_()
 
 
 @PACK.unary("log", math="log|{0}|", latex=r"\log\left|{0}\right|")
 def log(x):
+    """log(|x| + 1e-8), element-wise."""
     # log(|x| + eps): dead layers have exact zeros (log 0 = -inf).
     return x.abs().add_(1e-8).log_()
 
 
 @PACK.unary("exp", math="exp({0})", latex=r"e^{{{0}}}")
 def exp(x):
+    """exp of x clipped to [-30, 30], element-wise."""
     return x.clamp(-30.0, 30.0).exp_()
 
 
 @PACK.unary("relu", math="relu({0})", latex=r"\max(0, {0})")
 def relu(x):
+    """max(0, x), element-wise."""
     return x.clamp(min=0.0)
 
 
 @PACK.unary("sigmoid", math="σ({0})", latex=r"\sigma({0})")
 def sigmoid(x):
+    """logistic sigmoid 1 / (1 + exp(-x)), element-wise."""
     return torch.sigmoid(x)
 
 
 @PACK.unary("sign", math="sign({0})", latex=r"\operatorname{{sign}}({0})")
 def sign(x):
+    """sign (-1, 0 or 1), element-wise."""
     return torch.sign(x)
 
 
 @PACK.unary("neg", math="-({0})", latex=r"-\left({0}\right)")
 def neg(x):
+    """-x, element-wise."""
     return -x
 
 
 @PACK.unary("inv", math="1/({0})", latex=r"\frac{{1}}{{{0}}}")
 def inv(x):
+    """1/x with |x| raised to at least 1e-6 (sign kept), element-wise."""
     # Guarded reciprocal: |x| < 1e-6 is treated as ±1e-6 (sign kept, +0 -> +).
     # In-place on fresh temporaries: each extra pass over a large bucket costs
     # as much as the op itself.
@@ -80,6 +90,7 @@ def inv(x):
 
 @PACK.unary("normalize", on=MATRIX, math="norm({0})", latex=r"\operatorname{{norm}}({0})")
 def normalize(x):
+    """each layer's sample shifted to zero mean and scaled to unit variance."""
     # Standardise each layer's sample (zero mean, unit variance).
     # (torch.std_mean over dims (1, 2) is several times slower on CPU.)
     d = x - x.mean(dim=(1, 2), keepdim=True)
@@ -92,21 +103,25 @@ def normalize(x):
 
 @PACK.binary("add", math="({0} + {1})", latex=r"\left({0} + {1}\right)")
 def add(x, y):
+    """x + y, element-wise."""
     return x + y
 
 
 @PACK.binary("sub", math="({0} − {1})", latex=r"\left({0} - {1}\right)")
 def sub(x, y):
+    """x - y, element-wise."""
     return x - y
 
 
 @PACK.binary("mul", math="({0} ⊙ {1})", latex=r"\left({0} \odot {1}\right)", product=True)
 def mul(x, y):
+    """x * y, element-wise (the Hadamard product)."""
     return (x * y).clamp_(-1e30, 1e30)
 
 
 @PACK.binary("div", math="({0} ⊘ {1})", latex=r"\frac{{{0}}}{{{1}}}")
 def div(x, y):
+    """x / y with |y| raised to at least 1e-6 (sign kept), element-wise."""
     # |y| < 1e-6 is treated as ±1e-6 (sign kept, +0 -> +), as in inv.
     safe = y.abs().clamp_(min=1e-6).copysign_(y)
     return (x / safe).clamp_(-1e30, 1e30)
@@ -138,31 +153,37 @@ def exact_frob(m):
 
 @PACK.reduce("mean", math="mean[{0}]", latex=r"\overline{{{0}}}", exact=exact_mean)
 def mean(x, scale):
+    """mean of the layer's entries."""
     return x.mean(dim=(1, 2))
 
 
 @PACK.reduce("sum", math="Σ[{0}]", latex=r"\sum {0}", exact=exact_sum)
 def sum_(x, scale):
+    """sum of the layer's entries (of the full tensor)."""
     return x.sum(dim=(1, 2)) * scale
 
 
 @PACK.reduce("l1", math="‖{0}‖₁", latex=r"\left\|{0}\right\|_1", exact=exact_l1)
 def l1(x, scale):
+    """sum of absolute values of the layer's entries (L1 norm of the full tensor)."""
     return x.abs().sum(dim=(1, 2)) * scale
 
 
 @PACK.reduce("frob", math="‖{0}‖", latex=r"\left\|{0}\right\|_F", exact=exact_frob)
 def frob(x, scale):
+    """square root of the sum of squares of the layer's entries (Frobenius norm)."""
     return (torch.linalg.vector_norm(x, dim=(1, 2)).square() * scale).clamp(max=1e30).sqrt()
 
 
 @PACK.reduce("std", math="std[{0}]", latex=r"\operatorname{{std}}({0})")
 def std(x, scale):
+    """standard deviation of the layer's sampled entries."""
     return (x - x.mean(dim=(1, 2), keepdim=True)).square_().mean(dim=(1, 2)).sqrt_()
 
 
 @PACK.reduce("snr", math="snr[{0}]", latex=r"\operatorname{{snr}}({0})")
 def snr(x, scale):
+    """mean over columns of |mean| / std across rows (ZiCo's signal-to-noise ratio)."""
     # Mean over columns of |mean| / std across rows (rows = batch samples for
     # activations): ZiCo's signal-to-noise idea on sampled features.
     mu = x.mean(dim=1, keepdim=True)
@@ -181,6 +202,7 @@ def exact_hamming(m):
 @PACK.reduce("logdet", math="logdet[{0}{0}ᵀ]", latex=r"\log\det\left({0}{0}^\top\right)",
              exact=exact_logdet, exact_cols=6)
 def logdet(x, scale):
+    """log-determinant of the row kernel X X^T / columns + 1e-3 I (rows: batch samples for activations)."""
     # log-determinant of the row kernel (rows = samples for activations),
     # normalised by the number of columns and ridge-regularised.
     k = x @ x.transpose(1, 2) / x.shape[2]
@@ -191,6 +213,7 @@ def logdet(x, scale):
 @PACK.reduce("hamming", math="logdet K_H[{0}]", latex=r"\log\det K_H\left({0}\right)",
              exact=exact_hamming, exact_cols=6)
 def hamming(x, scale):
+    """log-determinant of NASWOT's Hamming kernel K_H + 1e-3 I, K_H[i, j] = number of columns where rows i and j agree on x > 0."""
     # NASWOT's kernel on binary codes (x > 0): agreements between two rows.
     # Agreements c·cᵀ + (1-c)·(1-c)ᵀ = cols + 2 c·cᵀ - r_i - r_j (r: row sums):
     # one batched matmul instead of two; exact for 0/1 entries.
@@ -206,16 +229,19 @@ def hamming(x, scale):
 
 @PACK.aggregate("sum_layers", math="Σ_l {0}", latex=r"\sum_{{l}} {0}", additive=True)
 def sum_layers(v, seg, counts):
+    """sum over the network's layers."""
     return torch.zeros_like(counts).index_add(0, seg, v)
 
 
 @PACK.aggregate("mean_layers", math="mean_l {0}", latex=r"\frac{{1}}{{L}}\sum_{{l}} {0}")
 def mean_layers(v, seg, counts):
+    """mean over the network's layers."""
     return torch.zeros_like(counts).index_add(0, seg, v) / counts.clamp(min=1)
 
 
 @PACK.aggregate("max_layers", math="max_l {0}", latex=r"\max_{{l}} {0}")
 def max_layers(v, seg, counts):
+    """maximum over the network's layers."""
     init = torch.full_like(counts, -1e30)
     return init.scatter_reduce(0, seg, v, reduce="amax", include_self=True)
 

@@ -44,7 +44,9 @@ def test_run_export_scores_like_the_engine(tiny_run, tmp_path):
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)
     assert mod.FORMULA == tiny_run.selected.formula
-    assert "Found by run r " in mod.__doc__ and "held-out: t: tau" in mod.__doc__
+    doc = " ".join(mod.__doc__.split())  # the docstring's paragraphs are wrapped
+    assert "found by gpproxy run r " in doc and "Held-out archs of t (" in doc
+    assert "Kendall tau" in doc and "n = " in doc
 
 
 def test_run_open_refuses_what_is_not_a_run(tmp_path):

@@ -38,6 +38,7 @@ def table3(tmp_path_factory) -> Path:
 
 def _module(tmp_path, body: str, name="proxy_mod.py") -> Path:
     path = tmp_path / name
+    path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(body)
     return path
 
@@ -47,7 +48,9 @@ def test_resolve_proxy_kinds(tmp_path):
     f = resolve_proxy("sum_layers( frob(W) )")
     assert (f.kind, f.name) == ("formula", "sum_layers(frob(W))")
     m = resolve_proxy(str(_module(tmp_path, "def score(net, inputs, targets):\n    return 1.0\n")))
-    assert (m.kind, m.name) == ("module", "proxy_mod")
+    assert m.kind == "module" and m.name.startswith("proxy_mod@")  # keyed by content, not file name
+    other = resolve_proxy(str(_module(tmp_path / "b", "def score(net, inputs, targets):\n    return 2.0\n")))
+    assert other.name != m.name
     for text, msg in [("frob((", "not a baseline"), (str(tmp_path / "none.py"), "does not exist"),
                       (str(_module(tmp_path, "x = 1\n", "noscore.py")), "defines no score"),
                       (str(_module(tmp_path, "raise ValueError('boom')\n", "bad.py")), "fails to import")]:
@@ -93,7 +96,7 @@ def test_trials_and_invalid_scores(table3, tmp_path):
                     log=lambda m: None)
     assert rep["trials"] == 3 and rep["invalid"] >= 1
     scores = json.loads((tmp_path / "s.json").read_text())["cifar10"]
-    assert all(math.isfinite(v["proxy_mod"]["score"]) for v in scores.values())  # NaN stored as -1e8
+    assert all(math.isfinite(v[rep["proxy"]]["score"]) for v in scores.values())  # NaN stored as -1e8
 
 
 def test_bench_three_datasets(table3, tmp_path):
@@ -155,3 +158,26 @@ def test_per_arch_seed_protocol(table3, tmp_path):
     with pytest.raises(GpproxyError, match="one seed"):
         run_score(FORMULA, str(table3), archs=4, protocol=p, scores_path=tmp_path / "f.json",
                   cache_root=tmp_path / "c", log=lambda m: None)
+
+
+def test_score_store_says_where_and_what_it_reused(table3, tmp_path, capsys):
+    args = ["score", "params", "--benchmark", str(table3), "--archs", "4", "--batch", "4",
+            "--cache-dir", str(tmp_path / "c")]
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    store = tmp_path / "c" / "scores.json"
+    assert f"per-arch scores: {store} (0 of them reused" in out and store.exists()
+    assert "P@50" not in out and "top50" not in out and "top10pct" not in out  # 4 archs: no top-k
+    assert main(args) == 0
+    assert "(4 of them reused" in capsys.readouterr().out
+    side = json.loads((tmp_path / "c" / "scores.json.protocol.json").read_text())
+    (ds, src), = side["labels"].items()
+    assert str(table3) in src["benchmark"] and src["target"]
+
+
+def test_val_accuracy_only_from_the_suites_own_label(table3, tmp_path):
+    path = tmp_path / "s.json"
+    run_score("params", str(table3), archs=3, protocol=PROT, scores_path=path, target="cifar100_test",
+              log=lambda m: None)
+    data = json.loads(path.read_text())
+    assert all("val_accuracy" not in e for e in data["cifar10"].values())  # --target: not the suite's label

@@ -142,7 +142,8 @@ def test_export_score_bench(run, tmp_path, capsys):
     rep = json.loads(capsys.readouterr().out)
     assert rep["space"] == str(SPACE) and rep["dataset"] == "default" and rep["target"] == "acc"
     data = json.loads(scores.read_text())["default"]
-    assert [data[a]["user_proxy"]["score"] for a in archs] == pytest.approx(direct, rel=1e-5)
+    assert rep["proxy"].startswith("user_proxy@")  # keyed by the module's content
+    assert [data[a][rep["proxy"]]["score"] for a in archs] == pytest.approx(direct, rel=1e-5)
     # the formula string itself, through a statistics cache of the score protocol
     assert cli("score", formula, "--benchmark", TABLE, "--space", SPACE, "--archs", arch_file, "--batch", "4",
                "--scores", tmp_path / "s2.json", "--cache-dir", tmp_path / "sc") == 0

@@ -8,6 +8,12 @@ from ..errors import GpproxyError
 METRICS = ("kendall", "spearman", "top10pct", "top50")
 
 
+def meaningful(metric: str, n: int) -> bool:
+    """Whether ``metric`` says something on ``n`` archs: top-50 precision needs more than 50,
+    top-10 % precision at least 20 (two archs in the top 10 %)."""
+    return not ((metric == "top50" and n <= 50) or (metric == "top10pct" and n < 20))
+
+
 def trial_indices(n_pool: int, n_archs, trials: int, seed: int) -> list:
     """Index arrays of each trial: all archs once, or ``n_archs`` drawn with seed+t."""
     if n_archs == "all" or n_archs is None:

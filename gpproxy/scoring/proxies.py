@@ -13,7 +13,7 @@ from ..errors import FormulaError, GpproxyError
 
 @dataclass
 class Proxy:
-    name: str  # JSON key and table row
+    name: str  # JSON key and table row: the formula, the baseline name, or STEM@sha256 of a module's content
     kind: str  # "baseline" | "formula" | "module"
     fn: object = None
     tree: object = None
@@ -54,7 +54,9 @@ def _module_proxy(path: Path) -> Proxy:
     fn = getattr(module, "score", None)
     if not callable(fn):
         raise GpproxyError(f"proxy module {path} defines no score(net, inputs, targets) function")
-    return Proxy(path.stem, "module", fn=fn, source=str(path))
+    # keyed by content: a different file saved under the same name is a different proxy
+    digest = hashlib.sha256(path.read_bytes()).hexdigest()[:12]
+    return Proxy(f"{path.stem}@{digest}", "module", fn=fn, source=str(path))
 
 
 def resolve_proxies(texts, pack="default") -> list:

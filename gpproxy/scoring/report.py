@@ -1,7 +1,7 @@
 """Rendering ``gpproxy bench`` tables: the protocol header, Markdown and CSV."""
 from __future__ import annotations
 
-from .metrics import METRICS
+from .metrics import METRICS, meaningful
 from .protocol import Protocol
 from .truth import Truth
 
@@ -83,11 +83,14 @@ def _fmt(mean_std, trials) -> str:
 
 def bench_tables(results: dict, proxies: list, truth: Truth, header: list):
     cols = list(results)
+    # the Markdown shows top-k columns only where k is meaningful for the number of archs
+    shown = [m for m in METRICS if all(meaningful(m, results[c]["_meta"]["archs"]) for c in cols)]
+    names = {"kendall": "τ", "spearman": "ρ", "top10pct": "P@10%", "top50": "P@50"}
     md = [f"# Zero-cost proxies on {truth.space}", ""] + [f"- {h}" for h in header] + [""]
     head = ["proxy"]
     for c in cols:
         short = truth.columns[c][0].name
-        head += [f"{short} τ", f"{short} ρ", f"{short} P@10%", f"{short} P@50"]
+        head += [f"{short} {names[m]}" for m in shown]
     head.append("s/arch")
     md.append("| " + " | ".join(head) + " |")
     md.append("|" + "---|" * len(head))
@@ -98,9 +101,9 @@ def bench_tables(results: dict, proxies: list, truth: Truth, header: list):
         row, secs = [f"`{p.name}`" if p.kind == "formula" else p.name], 0.0
         for c in cols:
             r, meta = results[c][p.name], results[c]["_meta"]
-            row += [_fmt(r[m], r["trials"]) for m in METRICS]
+            row += [_fmt(r[m], r["trials"]) for m in shown]
             if r["invalid"]:
-                row[-4] += f" ({r['invalid']} inv)"
+                row[-len(shown)] += f" ({r['invalid']} inv)"
             secs += meta["seconds_per_arch"][p.name]
             csv.append(",".join([_csv_cell(p.name), p.kind, c, meta["target"], str(meta["archs"]),
                                  str(meta["trials"]), str(r["invalid"])]

@@ -44,16 +44,28 @@ def run_score(proxy_text: str, benchmark, dataset: str | None = None, target=Non
     (name, (ds, col, lookup)), = truth.columns.items()
     pool, trial_sets = _pool_and_trials(lookup, archs, trials, protocol.seed)
     needed = sorted({i for t in trial_sets for i in t})
-    store = ScoreStore(scores_path or "scores.json", protocol)
+    store = ScoreStore(scores_path or Path(cache_root or "caches/score") / "scores.json", protocol)
     chosen = [pool[i] for i in needed]
-    compute_scores(chosen, ds, protocol, [proxy], store, labels=lookup, cache_root=cache_root, log=log)
+    reused = sum(store.get(ds.suite_name, suite_key(protocol.space, a), proxy.name) is not None for a in chosen)
+    compute_scores(chosen, ds, protocol, [proxy], store, labels=suite_labels(store, truth, ds, col, lookup),
+                   cache_root=cache_root, log=log)
     store.save()
     rep = _trial_reports(store, ds, protocol, proxy.name, pool, trial_sets, lookup)
     return {"proxy": proxy.name, "kind": proxy.kind, "space": protocol.space, "dataset": ds.name,
             "target": col, "num_classes": ds.num_classes, "resolution": protocol.resolution_for(ds),
             "input": protocol.input, "benchmark": truth.source, "notes": truth.notes, "protocol": protocol.to_dict(),
-            "archs": len(trial_sets[0]), "trials": len(trial_sets), "scores": str(store.path),
+            "archs": len(trial_sets[0]), "trials": len(trial_sets), "scores": str(store.path), "reused": reused,
             **{k: v for k, v in rep.items()}}
+
+
+def suite_labels(store: ScoreStore, truth: Truth, ds, col: str, lookup: dict):
+    """``lookup`` as the scores file's val_accuracy when ``col`` is the dataset's own label
+    (its default or alternative target), its source recorded; else None: a column chosen
+    with --target, or another benchmark's, is not the suite's val_accuracy."""
+    if col not in (ds.target,) + tuple(ds.alt_targets):
+        return None
+    store.label_source(ds.suite_name, truth.source, col)
+    return lookup
 
 
 def _pool_and_trials(lookup: dict, archs, trials: int, seed: int):
@@ -98,7 +110,8 @@ def run_bench(proxy_texts: list, benchmark, datasets=None, archs=1000, trials: i
     for name, (ds, col, lookup) in truth.columns.items():
         pool, trial_sets = _pool_and_trials(lookup, archs, trials, protocol.seed)
         chosen = [pool[i] for i in sorted({i for t in trial_sets for i in t})]
-        compute_scores(chosen, ds, protocol, proxies, store, labels=lookup if labels else None,
+        compute_scores(chosen, ds, protocol, proxies, store,
+                       labels=suite_labels(store, truth, ds, col, lookup) if labels else None,
                        cache_root=cache_root, log=log)
         results[name] = {p.name: _trial_reports(store, ds, protocol, p.name, pool, trial_sets, lookup)
                          for p in proxies}
@@ -164,12 +177,12 @@ def score_proxy(proxy_text: str, archs=None, *, ground_truth=None, benchmark=Non
     if ground_truth is not None and benchmark is not None:
         raise GpproxyError("give ground truth as a mapping or as a benchmark, not both")
     proxy = resolve_proxy(proxy_text, protocol.pack)
-    lookup = None
+    lookup, truth = None, None
     if benchmark is not None:
         truth = load_truth(benchmark, [dataset] if dataset else None, target, fallback=False,
                            space=protocol.space, first_only=True)
         protocol = replace(protocol, space=truth.space)
-        (_, (ds, _, lookup)), = truth.columns.items()
+        (_, (ds, col, lookup)), = truth.columns.items()
     else:
         protocol = replace(protocol, space=protocol.space or "nb201")
         table = get_space(protocol.space).datasets()
@@ -202,7 +215,9 @@ def score_proxy(proxy_text: str, archs=None, *, ground_truth=None, benchmark=Non
         if missing:
             raise GpproxyError(f"arch {missing[0]} has no ground truth")
     store = ScoreStore(scores_path, protocol)
-    compute_scores(chosen, ds, protocol, [proxy], store, labels=lookup, cache_root=cache_root, log=log)
+    # a caller's own accuracies are not the suite's val_accuracy: kept out of the file
+    labels = suite_labels(store, truth, ds, col, lookup) if truth is not None else None
+    compute_scores(chosen, ds, protocol, [proxy], store, labels=labels, cache_root=cache_root, log=log)
     store.save()
     values = store.scores(ds.suite_name, [suite_key(protocol.space, a) for a in chosen], proxy.name)
     acc = np.array([lookup[a] for a in chosen]) if lookup is not None else None

@@ -2,7 +2,13 @@
 ``data[dataset][arch][proxy] = {"score": ..., "time": ...}``, with the space's
 suite key as arch key (the NASLib 6-tuple for NB201) and ``val_accuracy``
 beside the proxies. NaN/inf scores are stored as -1e8, NASLib's rule. The file
-doubles as a resume point: a rerun computes only what it lacks."""
+doubles as a resume point: a rerun computes only what it lacks.
+
+Proxies are keyed by content (a formula string, a baseline name, or an
+exported module's ``STEM@sha256``), never by file name. ``val_accuracy`` is
+written only when it is the dataset's own label in the benchmark (see
+``scoring.run``), and the sidecar's ``labels`` says which benchmark and column
+it came from, per dataset."""
 from __future__ import annotations
 
 import json
@@ -44,6 +50,7 @@ class ScoreStore:
         self.data = {}
         self._last_save = time.monotonic()
         self.protocol = protocol
+        self.labels = {}  # dataset -> {"benchmark", "target"} of its val_accuracy
         if self.path is None:
             return
         side = self.protocol_path
@@ -55,6 +62,7 @@ class ScoreStore:
             if side.exists():
                 # keys added to Protocol later read as their defaults
                 old = {**Protocol().to_dict(), **json.loads(side.read_text())}
+                self.labels = old.get("labels") or {}
                 diff = [k for k, v in protocol.to_dict().items() if old.get(k) != v]
                 if diff:
                     k = diff[0]
@@ -72,6 +80,15 @@ class ScoreStore:
         entry = self.data.setdefault(ds, {}).setdefault(arch_key, {})
         entry[proxy] = {"score": _finite(score), "time": round(float(seconds), 5)}
 
+    def label_source(self, ds: str, benchmark: str, target: str) -> None:
+        """Record where dataset ``ds``'s val_accuracy comes from; one source per file and dataset."""
+        new = {"benchmark": str(benchmark), "target": str(target)}
+        old = self.labels.get(ds)
+        if old is not None and old != new:
+            raise GpproxyError(f"scores file {self.path} holds {ds} val_accuracy of {old['benchmark']} "
+                               f"column {old['target']!r}, not of {benchmark} column {target!r}; use another --scores")
+        self.labels[ds] = new
+
     def put_label(self, ds: str, arch_key: str, value: float) -> None:
         self.data.setdefault(ds, {}).setdefault(arch_key, {})["val_accuracy"] = float(value)
 
@@ -83,6 +100,9 @@ class ScoreStore:
             return
         if not force and time.monotonic() - self._last_save < SAVE_EVERY_S:
             return
-        atomic_write_json(self.protocol_path, self.protocol.to_dict())
+        side = self.protocol.to_dict()
+        if self.labels:
+            side["labels"] = self.labels
+        atomic_write_json(self.protocol_path, side)
         atomic_write_text(self.path, json.dumps(self.data, sort_keys=True) + "\n")
         self._last_save = time.monotonic()

@@ -70,6 +70,7 @@ def load_truth(benchmark, datasets=None, target: str | None = None, fallback: bo
     if not columns and not target:
         ds = next(iter(table.values()))
         col = default_target(bench)
+        notes = [n for n in notes if not n.endswith(f": {ds.name} skipped")]  # scored after all, below
         notes.append(f"{bench.name} has none of the {bench.space} datasets' columns: {ds.name} scored against {col!r}")
         columns[ds.name] = (ds, col, _finite_column(bench, col))
     if not columns:
