@@ -22,7 +22,7 @@ import numpy as np
 import pytest
 from gpproxy.cli import main
 from gpproxy.errors import DataError, GpproxyError
-from tests.conftest import synthetic_accuracy, tiny_config
+from tests.conftest import tiny_config
 
 ROOT = Path(__file__).resolve().parents[1]
 
