@@ -38,6 +38,13 @@ __all__ = ["Benchmark", "default_target", "load_benchmark", "load_csv", "load_na
            "DEFAULT_TARGET_PREFERENCE"]
 
 
+def names_a_table(spec) -> bool:
+    """Whether ``spec`` can name a table without being a path on disk (the embedded
+    default, or an ``nds:`` / ``tnb101:`` spec whose own loader checks its file)."""
+    spec = str(spec)
+    return spec == ANALOG_SPEC or spec.startswith((NDS_PREFIX, TNB101_PREFIX))
+
+
 def load_benchmark(spec, space=None) -> Benchmark:
     """Load ground truth from ``"analog-nasbench"``, a path (CSV, JSON, NATS-Bench, NB201 .pth, NDS or
     TNB101 .json), ``nds:PATH[:first=N][:space=NAME]`` or ``tnb101:PATH[:space=..][:task=..]``.

@@ -22,9 +22,6 @@ class Truth:
     space: str = "nb201"  # the benchmark's space
 
 
-BENCHMARK_PREFIXES = ("nds:", "tnb101:")
-
-
 def load_truth(benchmark, datasets=None, target: str | None = None, fallback: bool = True,
                space: str | None = None, first_only: bool = False) -> Truth:
     """Targets of each dataset of the benchmark's space (``datasets=None``: all of them, or
@@ -33,11 +30,10 @@ def load_truth(benchmark, datasets=None, target: str | None = None, fallback: bo
     A missing NB201 table falls back to analog-nasbench (CIFAR-10); ``space``,
     when given, must be the benchmark's.
     """
-    from ..benchmarks import default_target, load_benchmark
+    from ..benchmarks import default_target, load_benchmark, names_a_table
 
     notes = []
-    prefixed = isinstance(benchmark, str) and benchmark.startswith(BENCHMARK_PREFIXES)
-    if benchmark is None or (benchmark != ANALOG and not prefixed and not Path(benchmark).exists()):
+    if benchmark is None or not (names_a_table(benchmark) or Path(benchmark).exists()):
         default = get_space(space or "nb201").default_benchmark
         if not fallback or default is None:
             raise DataError(f"benchmark {benchmark} not found" if benchmark else
