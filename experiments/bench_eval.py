@@ -98,7 +98,8 @@ def peak_rss_of(cmd, cwd) -> tuple[float, float]:
 def main() -> int:
     from gpproxy.cache import CacheSpec, build_cache, load_input
     from gpproxy.config import config_from_dict
-    from gpproxy.engine import Engine, resolve_device
+    from gpproxy.device import resolve_device
+    from gpproxy.engine import Engine
     from gpproxy.formula import FormulaEval, parse_formula
     from gpproxy.pack import load_pack
     from gpproxy.probe import ProbeConfig, probe

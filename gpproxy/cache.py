@@ -19,6 +19,7 @@ A file that fails its checksum is reported and rebuilt, never used.
 from __future__ import annotations
 
 import json
+import os
 import sys
 import time
 from dataclasses import asdict, dataclass, field
@@ -406,8 +407,6 @@ def _run_jobs(spec, todo, keys, root, x, y, jobs, device, backend="loky"):
     from joblib import Parallel, delayed
 
     # loky processes, one torch thread each; unordered so progress is live.
-    import os
-
     par = Parallel(n_jobs=jobs, backend="loky", return_as="generator_unordered")
     yield from par(delayed(build_one)(spec_dict, a, keys[a], str(root), x, y, device, 1, os.getpid())
                    for a in todo)

@@ -21,7 +21,7 @@ from deap import base, gp, tools
 
 from . import rundir
 from .config import RunConfig
-from .device import resolve_device  # noqa: F401  (engine.resolve_device, for callers)
+from .device import resolve_device
 from .errors import GpproxyError
 from .evaluator import EvalSpec, TaskEval, make_evaluator
 from .fitness import INVALID, draw_subsets, score_report

@@ -205,7 +205,9 @@ class FormulaEval:
         self.matrix_memo_bytes = matrix_memo_bytes
 
     def __call__(self, tree, S, memo=None) -> torch.Tensor:
+        """One number per arch of ``S``; a node of another shape raises ValueError."""
         value, _ = self._eval(tree, 0, S, memo)
+        _check_vector(value, tree[0], S)  # the root too when it is a terminal or a memo hit
         return value
 
     def _eval(self, tree, i, S, memo):
@@ -279,7 +281,7 @@ def _check_vector(out, node, S) -> None:
     n = S.n_layers if node.ret is Layer else S.n_archs
     if not isinstance(out, torch.Tensor) or tuple(out.shape) != (n,):
         got = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
-        raise ValueError(f"primitive {node.name} returned shape {got}, expected ({n},) "
+        raise ValueError(f"{node.name} gave shape {got}, expected ({n},) "
                          f"(one number per {'layer' if node.ret is Layer else 'arch'})")
 
 

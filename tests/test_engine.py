@@ -21,6 +21,21 @@ def _final_population(root):
     return rundir.load_checkpoint(root)["population"]
 
 
+def _kill_after(cfg, root, generation, monkeypatch):
+    """Run until `generation` is checkpointed, then die as a kill would."""
+    original = Engine._after_generation
+
+    def dying(self, g, *a, **k):
+        original(self, g, *a, **k)
+        if g == generation:
+            raise Killed()
+
+    monkeypatch.setattr(Engine, "_after_generation", dying)
+    with pytest.raises(Killed):
+        Engine(cfg, root, log=lambda m: None).run()
+    monkeypatch.setattr(Engine, "_after_generation", original)
+
+
 def test_run_writes_run_directory(tiny_table, tiny_cache, tmp_path):
     root = tmp_path / "run"
     summary = Engine(tiny_config(tiny_table, tiny_cache), root, log=lambda m: None).run()
@@ -44,18 +59,8 @@ def test_resume_after_kill_matches_uninterrupted(tiny_table, tiny_cache, tmp_pat
     Engine(cfg, full, log=lambda m: None).run()
 
     killed = tmp_path / "killed"
-    original = Engine._after_generation
-
-    def dying(self, g, *a, **k):
-        original(self, g, *a, **k)
-        if g == 2:
-            raise Killed()
-
-    monkeypatch.setattr(Engine, "_after_generation", dying)
-    with pytest.raises(Killed):
-        Engine(cfg, killed, log=lambda m: None).run()
+    _kill_after(cfg, killed, 2, monkeypatch)
     assert rundir.load_checkpoint(killed)["generation"] == 2
-    monkeypatch.setattr(Engine, "_after_generation", original)
     Engine(cfg, killed, log=lambda m: None).run()
 
     assert _front(killed) == _front(full)
@@ -198,17 +203,7 @@ def test_resume_matches_uninterrupted_at_population_scale(tiny_table, tiny_cache
     full = tmp_path / "full"
     Engine(cfg, full, log=lambda m: None).run()
     killed = tmp_path / "killed"
-    original = Engine._after_generation
-
-    def dying(self, g, *a, **k):
-        original(self, g, *a, **k)
-        if g == kill_at:
-            raise Killed()
-
-    monkeypatch.setattr(Engine, "_after_generation", dying)
-    with pytest.raises(Killed):
-        Engine(cfg, killed, log=lambda m: None).run()
-    monkeypatch.setattr(Engine, "_after_generation", original)
+    _kill_after(cfg, killed, kill_at, monkeypatch)
     Engine(cfg, killed, log=lambda m: None).run()
     strip = [{k: v for k, v in r.items() if k not in ("seconds", "evals_per_s")} for r in rundir.read_log(full)]
     assert [{k: v for k, v in r.items() if k not in ("seconds", "evals_per_s")}
