@@ -191,7 +191,7 @@ def exact_stat(tree, i, pack: Pack):
 class FormulaEval:
     """Evaluates typed trees of one pack on a StatSet.
 
-    ``memo`` (optional dict) keeps results of subtrees by their string, so
+    ``memo`` (optional dict) keeps results of subtrees by (type, string), so
     formulas of one generation that share a subtree compute it once. Layer-
     and Net-level results are small and always kept; matrix-level results are
     kept until they fill ``matrix_memo_bytes`` (per memo dict).
@@ -217,7 +217,8 @@ class FormulaEval:
         end = tree.searchSubtree(i).stop
         key = None
         if memo is not None:
-            key = str(gp.PrimitiveTree(tree[i:end]))
+            # the type is part of the key: the same text can be Net- and Layer-typed
+            key = (node.ret, str(gp.PrimitiveTree(tree[i:end])))
             hit = memo.get(key)
             if hit is not None:
                 return hit, end

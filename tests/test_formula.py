@@ -86,3 +86,21 @@ def test_formula_eval_matches_per_arch_loop(pack, tiny_cache):
         together = run(tree, S)
         alone = torch.cat([run(tree, load_statset(cache, [a])) for a in archs])
         assert torch.allclose(together, alone, rtol=1e-4, atol=1e-5), f
+
+
+def test_memo_keys_carry_the_type(pack, tiny_cache):
+    """The same subtree text as a Net- and a Layer-typed value must not share a memo entry."""
+    from gpproxy.cache import open_cache
+    from gpproxy.formula import FormulaEval
+    from gpproxy.statset import load_statset
+
+    cache = open_cache(tiny_cache)
+    S = load_statset(cache, cache.archs()[:6])
+    run = FormulaEval(pack)
+    net_typed = parse_formula("add(sum_layers(l1(W)), sign(2.0))", pack)
+    layer_typed = parse_formula("sum_layers(mul(l1(W), sign(2.0)))", pack)
+    memo = {}
+    first = run(net_typed, S, memo)
+    second = run(layer_typed, S, memo)
+    assert torch.allclose(first, run(net_typed, S))
+    assert torch.allclose(second, run(layer_typed, S))
