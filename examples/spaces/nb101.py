@@ -42,11 +42,32 @@ CELLS_PER_STACK = 3
 # NB101 trains with TF batch-norm momentum 0.997, i.e. PyTorch momentum 0.003.
 BN_MOMENTUM = 1 - 0.997
 BN_EPS = 1e-5
+# NAS-Bench-Suite-Zero's NB101 table names cells by their NASLib tuple, and holds
+# several unpruned spellings of one pruned cell: their rows are averaged.
+ARCH_COLUMNS = ("arch", "naslib_tuple")
+AVERAGE_REPEATS = True
+
+
+def _from_naslib_tuple(arch: str) -> str:
+    """NASLib's NB101 encoding (NAS-Bench-Suite-Zero's ``naslib_tuple`` column):
+    the 7x7 matrix row by row, then 7 op codes (0 input, 1 output, 2 maxpool3x3,
+    3 conv1x1, 4 conv3x3)."""
+    codes = {0: "input", 1: "output", 2: "maxpool3x3", 3: "conv1x1-bn-relu", 4: "conv3x3-bn-relu"}
+    try:
+        values = [int(v) for v in arch.strip()[1:-1].split(",")]
+    except ValueError:
+        raise ValueError(f"NB101 arch {arch!r} is not a NASLib tuple of 56 integers") from None
+    if len(values) != 56 or any(v not in (0, 1) for v in values[:49]) or any(v not in codes for v in values[49:]):
+        raise ValueError(f"NB101 arch {arch!r} is not a NASLib tuple (49 matrix bits, then 7 op codes 0-4)")
+    rows = "/".join("".join(map(str, values[7 * i:7 * i + 7])) for i in range(7))
+    return f"matrix={rows};ops=" + "|".join(codes[v] for v in values[49:])
 
 
 def _parse(arch: str) -> tuple[list[list[int]], list[str]]:
     if not isinstance(arch, str):
         raise ValueError(f"NB101 arch {arch!r} is not a string 'matrix=ROWS;ops=OPS'")
+    if arch.strip().startswith("("):
+        arch = _from_naslib_tuple(arch)
     fields = {}
     for part in arch.strip().split(";"):
         key, sep, value = part.partition("=")

@@ -12,6 +12,7 @@ and optionally::
     RESOLUTION = 32                   # their input side in pixels
     NORMALISATION = "cifar10"         # mean/std for real images: cifar10 | cifar100 | imagenet16 | none
     ARCH_COLUMNS = ("arch",)          # CSV columns that may hold the archs, preferred first
+    AVERAGE_REPEATS = False           # True: rows naming one arch are averaged (else an error)
 
 The file is imported once per process under a module name derived from its
 resolved path; its sha256 is the space's fingerprint, recorded in every cache
@@ -87,6 +88,10 @@ class UserSpace(Space):
         if isinstance(columns, str) or not all(isinstance(c, str) for c in columns) or not columns:
             raise GpproxyError(f"space file {path}: ARCH_COLUMNS must be a tuple of column names, got {show(columns)}")
         self.arch_columns = tuple(columns)
+        repeats = getattr(m, "AVERAGE_REPEATS", False)
+        if not isinstance(repeats, bool):
+            raise GpproxyError(f"space file {path}: AVERAGE_REPEATS must be True or False, got {show(repeats)}")
+        self.average_repeats = repeats
         n, res = getattr(m, "NUM_CLASSES", 10), getattr(m, "RESOLUTION", 32)
         for what, value in (("NUM_CLASSES", n), ("RESOLUTION", res)):
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
