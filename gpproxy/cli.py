@@ -163,11 +163,16 @@ def cmd_inspect(args) -> int:
 
 
 def cmd_export(args) -> int:
-    from .export import export_formula
+    from . import zoo
+    from .export import export_formula, export_zoo
     from .run import Run
 
     _check_args(args, ("rank",))
-    if args.formula is not None:
+    if zoo.is_zoo(args.formula) or zoo.is_zoo(args.run):
+        if args.pack is not None or args.rank is not None or (args.run and args.formula):
+            raise GpproxyError("a zoo entry exports on its own, with its own pack: give no --pack, --rank or run")
+        out = export_zoo(args.formula or args.run, args.output, export_name=args.name)
+    elif args.formula is not None:
         if args.run or args.rank is not None:
             raise GpproxyError("--formula exports a formula on its own: give no run directory and no --rank")
         out = export_formula(args.formula, args.output, args.pack or "default", name=args.name)
@@ -221,7 +226,7 @@ def _common_arguments(p, archs: str, trials: int) -> None:
 
 def _score_arguments(p) -> None:
     """Arguments of ``gpproxy score``."""
-    p.add_argument("proxy", help="baseline name | formula string | exported proxy .py file")
+    p.add_argument("proxy", help="baseline name | zoo:NAME | formula string | exported proxy .py file")
     p.add_argument("--dataset", default=None,
                    help="NB201: cifar10 | cifar100 | imagenet16_120; NDS: cifar10 (imagenet for _in spaces); "
                         "TNB101: class_object | class_scene (default: the first)")
@@ -235,7 +240,7 @@ def _score_arguments(p) -> None:
 
 def _bench_arguments(p) -> None:
     """Arguments of ``gpproxy bench``."""
-    p.add_argument("proxies", nargs="*", help="extra formula strings or exported .py files")
+    p.add_argument("proxies", nargs="*", help="extra zoo:NAME entries, formula strings or exported .py files")
     p.add_argument("--datasets", default=None,
                    help="comma-separated (default: all of the space's: NB201 cifar10,cifar100,imagenet16_120; "
                         "NDS cifar10 or imagenet; TNB101 class_object,class_scene)")
@@ -379,9 +384,9 @@ def build_parser() -> argparse.ArgumentParser:
     i.set_defaults(fn=cmd_inspect)
 
     x = sub.add_parser("export", help="write a standalone torch module for a formula")
-    x.add_argument("run", nargs="?", default=None)
+    x.add_argument("run", nargs="?", default=None, help="a run directory, or a zoo entry (zoo:NAME)")
     x.add_argument("--rank", type=int, default=None, help="row of pareto.csv (default: the selected one)")
-    x.add_argument("--formula", default=None)
+    x.add_argument("--formula", default=None, help="a formula string, or a zoo entry (zoo:NAME)")
     x.add_argument("--pack", default=None, help="primitive pack of --formula (default: default; a run uses its own)")
     x.add_argument("--name", default=None, help="measure name for register() (default: derived from the formula)")
     x.add_argument("-o", "--output", required=True)

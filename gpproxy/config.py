@@ -73,6 +73,10 @@ class FitnessConfig:
     correlation: str = "kendall"  # kendall | spearman | weighted_kendall (top-weighted)
     subsets: int = 0  # > 0: EZNAS-style min over this many random subsets
     subset_fraction: float = 0.5
+    # > 0: each task's fitness blends in (by this weight) the mean correlation
+    # within `size_groups` quantile groups of #params: size alone scores 0 there
+    size_weight: float = 0.0
+    size_groups: int = 10
     combine: str = "mean"  # mean | min over tasks
 
 
@@ -235,6 +239,8 @@ FITNESS_RULES = {
     "subsets": rule(int, _non_negative, ">= 0"),
     "subset_fraction": rule(float, lambda v: 0 < v < 1, "strictly between 0 and 1"),
     "combine": rule(str, lambda v: v in ("mean", "min"), "mean or min"),
+    "size_weight": rule(float, lambda v: 0 <= v <= 1, "between 0 and 1"),
+    "size_groups": rule(int, lambda v: v >= 2, ">= 2"),
 }
 TASK_RULES = {
     "name": rule(str, lambda v: bool(_NAME.fullmatch(v)), "without / or \\ or a leading dot (it names files)"),

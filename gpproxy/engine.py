@@ -24,11 +24,11 @@ from .config import RunConfig
 from .device import resolve_device
 from .errors import GpproxyError
 from .evaluator import EvalSpec, TaskEval, make_evaluator
-from .fitness import INVALID, draw_subsets, score_report
+from .fitness import INVALID, draw_subsets, score_report, size_groups
 from .formula import parse_formula, to_math
 from .pack import Net, load_pack
 from .selection import select, selection_rule
-from .tasks import prepare_task
+from .tasks import arch_params, prepare_task
 
 
 class Fitness(base.Fitness):
@@ -173,10 +173,14 @@ class Engine:
             if c.fitness.subsets > 0:
                 subsets = tuple(tuple(int(j) for j in s) for s in draw_subsets(
                     len(td.search_archs), c.fitness.subsets, c.fitness.subset_fraction, c.seed + 1000 + i))
+            groups = ()
+            if c.fitness.size_weight > 0:
+                groups = size_groups(arch_params(td.cache_root, td.search_archs), c.fitness.size_groups)
             task_evals.append(TaskEval(td.config.name, str(td.cache_root), tuple(td.search_archs),
-                                       tuple(float(a) for a in td.search_acc), subsets))
+                                       tuple(float(a) for a in td.search_acc), subsets, groups))
         self.eval_spec = EvalSpec(c.search.pack, tuple(task_evals), c.fitness.correlation,
-                                  c.fitness.combine, self.device, c.search.chunk_archs, c.search.eval_timeout)
+                                  c.fitness.combine, c.fitness.size_weight, self.device, c.search.chunk_archs,
+                                  c.search.eval_timeout)
         # One GPU is best fed by one process; a dask cluster may hold one GPU per worker.
         backend = "serial" if self.device != "cpu" and c.search.backend == "local" else c.search.backend
         self.evaluator = make_evaluator(self.eval_spec, backend, c.search.jobs, c.search.dask_address or None)

@@ -39,6 +39,7 @@ class TaskEval:
     archs: tuple
     acc: tuple
     subsets: tuple = ()  # tuple of index tuples
+    size_groups: tuple = ()  # index tuples of archs of about the same #params (fitness.size_weight)
 
 
 @dataclass(frozen=True)
@@ -47,6 +48,7 @@ class EvalSpec:
     tasks: tuple  # of TaskEval
     correlation: str = "kendall"
     combine: str = "mean"
+    size_weight: float = 0.0
     device: str = "cpu"
     chunk_archs: int | str = "auto"
     eval_timeout: float = 0.0  # seconds per formula and chunk; 0 = no limit
@@ -206,7 +208,8 @@ class EvalContext:
                     results[f] = _invalid(why)
                     continue
                 per_task[f][t.name] = round(task_fitness(scores[f], self.acc[t.name], self.spec.correlation,
-                                                         self.subsets[t.name]), FITNESS_DIGITS)
+                                                         self.subsets[t.name], t.size_groups,
+                                                         self.spec.size_weight), FITNESS_DIGITS)
         for f in trees:
             if f not in results:
                 fit = round(combine(list(per_task[f].values()), self.spec.combine), FITNESS_DIGITS)

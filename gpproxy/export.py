@@ -490,6 +490,18 @@ def measure_name(formula: str) -> str:
     return "gpproxy_" + hashlib.sha1(formula.encode()).hexdigest()[:10]
 
 
+def export_zoo(name: str, output, export_name: str | None = None) -> Path:
+    """Write the zoo entry ``zoo:NAME`` as a standalone module, its measured report in the docstring."""
+    from . import zoo
+
+    e = zoo.entry(name)
+    rows = tuple(HeldOut(column, "report archs of experiments/transfer.py", "accuracy", m["kendall"],
+                         m["spearman"], m.get("n")) for column, m in e.measured.items())
+    provenance = Provenance(run=e.label, config=e.source, correlation="kendall", heldout=rows)
+    cfg = ProbeConfig(sample_seed=int(e.protocol.get("seed", 0)))
+    return export_formula(e.formula, output, e.pack, probe_cfg=cfg, provenance=provenance, name=export_name)
+
+
 def export_formula(formula: str, output, pack_name: str = "default", probe_cfg: ProbeConfig | None = None,
                    provenance: Provenance | None = None, name: str | None = None) -> Path:
     """Write `formula` as a standalone torch module at `output` (see the module docstring)."""

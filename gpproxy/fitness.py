@@ -34,6 +34,26 @@ def top_precision(scores, acc, k: int) -> float:
     return len(top_true & top_pred) / k
 
 
+def ndcg(scores, acc, k: int = 5000) -> float:
+    """Normalised discounted cumulative gain at ``k`` with the accuracies as
+    linear gains, as VKDNW reports it (scikit-learn's ``ndcg_score``: tied
+    scores share their gains and discounts)."""
+    scores, acc = np.asarray(scores, dtype=np.float64), np.asarray(acc, dtype=np.float64)
+    discount = 1.0 / np.log2(np.arange(len(acc)) + 2.0)
+    discount[k:] = 0.0
+    cum = np.cumsum(discount)
+
+    def dcg(order_by):
+        _, inv, counts = np.unique(-order_by, return_inverse=True, return_counts=True)
+        gains = np.zeros(len(counts))
+        np.add.at(gains, inv, acc)
+        ends = np.cumsum(counts) - 1
+        return float(np.sum(gains / counts * np.diff(cum[ends], prepend=0.0)))
+
+    ideal = dcg(acc)
+    return dcg(scores) / ideal if ideal > 0 else float("nan")
+
+
 def score_report(scores, acc) -> dict:
     """Kendall, Spearman, top-10% and top-50 precision of one score vector."""
     n = len(acc)
@@ -58,12 +78,39 @@ def draw_subsets(n: int, count: int, fraction: float, seed: int) -> list:
     return [np.sort(rng.choice(n, size=size, replace=False)) for _ in range(count)]
 
 
-def task_fitness(scores, acc, correlation: str, subsets=None) -> float:
+def size_groups(sizes, count: int) -> tuple:
+    """Indices of the archs in each of ``count`` quantile groups of ``sizes``
+    (#params): ties stay together, groups of fewer than 5 archs are dropped."""
+    sizes = np.asarray(sizes, dtype=np.float64)
+    edges = np.quantile(sizes, np.linspace(0, 1, count + 1)[1:-1])
+    group = np.searchsorted(edges, sizes, side="right")
+    out = [np.flatnonzero(group == g) for g in range(count)]
+    return tuple(tuple(int(i) for i in g) for g in out if len(g) >= 5)
+
+
+def within_groups(scores, acc, groups, correlation: str) -> float:
+    """Mean correlation inside size groups: how well a proxy ranks archs of
+    about the same size (a proxy that only measures size scores 0 here)."""
+    corr = CORRELATIONS[correlation]
+    values = []
+    for g in groups:
+        g = np.asarray(g)
+        if np.ptp(acc[g]) == 0:
+            continue
+        values.append(corr(scores[g], acc[g]) if np.ptp(scores[g]) > 0 else 0.0)
+    return float(np.mean(values)) if values else 0.0
+
+
+def task_fitness(scores, acc, correlation: str, subsets=None, groups=(), size_weight: float = 0.0) -> float:
+    """Correlation (min over ``subsets`` when given), blended with the mean
+    correlation within size ``groups`` by ``size_weight``."""
     corr = CORRELATIONS[correlation]
     if not subsets:
         value = corr(scores, acc)
     else:
         value = min(corr(scores[s], acc[s]) for s in subsets)
+    if size_weight > 0 and groups and np.isfinite(value):
+        value = (1 - size_weight) * value + size_weight * within_groups(scores, acc, groups, correlation)
     return INVALID if not np.isfinite(value) else value
 
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from .benchmarks import default_target, load_benchmark
-from .cache import CacheSpec, build_cache
+from .cache import CacheSpec, build_cache, open_cache
 from .config import TaskConfig
 from .errors import GpproxyError
 from .probe import ProbeConfig
@@ -145,3 +145,10 @@ def cache_benchmark(out, spec: CacheSpec, benchmark: str, target: str = "", arch
         if client is not None:
             client.close()
     return cache, target
+
+
+def arch_params(cache_root, archs) -> np.ndarray:
+    """Each arch's probed #params (its conv and linear layers, from the cache's
+    layer records): the size that ``fitness.size_weight`` groups archs by."""
+    cache = open_cache(cache_root)
+    return np.array([sum(r.meta.get("params", 0) for r in cache.layers(a)) for a in archs], dtype=np.float64)

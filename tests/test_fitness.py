@@ -41,3 +41,43 @@ def test_subsets_are_fixed_by_seed_and_min_is_taken():
 def test_combine():
     assert combine([0.2, 0.6], "mean") == pytest.approx(0.4)
     assert combine([0.2, 0.6], "min") == 0.2
+
+
+def test_size_groups_keep_ties_together_and_drop_tiny_groups():
+    from gpproxy.fitness import size_groups
+
+    sizes = [1] * 10 + [2] * 10 + [3] * 3 + [4] * 20
+    groups = size_groups(sizes, 4)
+    seen = [sorted({sizes[i] for i in g}) for g in groups]
+    assert all(len(s) == 1 for s in seen)  # no group splits a size
+    assert [3] not in seen  # 3 archs of size 3: fewer than 5, dropped
+    assert sorted(i for g in groups for i in g) == list(range(20)) + list(range(23, 43))
+
+
+def test_size_weight_blends_in_the_within_group_correlation():
+    from gpproxy.fitness import task_fitness, within_groups
+
+    acc = np.array([1, 2, 3, 4, 5, 6, 7, 8, 9, 10], dtype=float)
+    size = np.array([0, 0, 0, 0, 0, 1, 1, 1, 1, 1], dtype=float)
+    groups = ((0, 1, 2, 3, 4), (5, 6, 7, 8, 9))
+    size_only = size.copy()  # ranks the groups right, ties inside them
+    assert within_groups(size_only, acc, groups, "kendall") == 0.0
+    reversed_inside = np.array([5, 4, 3, 2, 1, 10, 9, 8, 7, 6], dtype=float)
+    assert within_groups(reversed_inside, acc, groups, "kendall") == pytest.approx(-1.0)
+    plain = task_fitness(reversed_inside, acc, "kendall")
+    blended = task_fitness(reversed_inside, acc, "kendall", groups=groups, size_weight=0.25)
+    assert blended == pytest.approx(0.75 * plain - 0.25)
+    assert task_fitness(reversed_inside, acc, "kendall", groups=groups, size_weight=0.0) == plain
+
+
+def test_ndcg_by_hand_with_ties():
+    from gpproxy.fitness import ndcg
+
+    acc = np.array([3.0, 2.0, 1.0])
+    d = 1 / np.log2(np.arange(3) + 2)
+    ideal = 3 * d[0] + 2 * d[1] + 1 * d[2]
+    assert ndcg([3, 2, 1], acc) == pytest.approx(1.0)
+    assert ndcg([1, 2, 3], acc) == pytest.approx((1 * d[0] + 2 * d[1] + 3 * d[2]) / ideal)
+    # the two best tied: they share the first two positions' discounts
+    assert ndcg([5, 5, 1], acc) == pytest.approx(((3 + 2) / 2 * (d[0] + d[1]) + 1 * d[2]) / ideal)
+    assert ndcg([1, 2, 3], acc, k=1) == pytest.approx(1 / 3)

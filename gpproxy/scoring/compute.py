@@ -134,12 +134,13 @@ def _formula_scores(archs, keys, ds, protocol, formulas, store, cache_root, log)
 
     root = Path(cache_root or "caches/score") / f"{get_space(protocol.space).slug}-{ds.name}-{spec_digest(spec)}"
     cache = build_cache(root, spec, [a for a, _ in need], jobs=1, log=log)
-    pack = load_pack(protocol.pack)
+    packs = {f.pack or protocol.pack: load_pack(f.pack or protocol.pack) for f in formulas}
     for lo in range(0, len(need), CHUNK_ARCHS):
         part = need[lo:lo + CHUNK_ARCHS]
         probe_s = [_probe_seconds(cache, a) for a, _ in part]
         loaded, seconds = [], {}
         for f in formulas:  # one call each: a formula's time is its own, no subtree shared with others
+            pack = packs[f.pack or protocol.pack]
             values = score_on_cache(cache, [a for a, _ in part], {f.name: f.tree}, pack, chunk_archs=len(part),
                                     chunks=loaded, stats=sorted(used), seconds=seconds)[f.name]
             share = seconds[f.name] / len(part)

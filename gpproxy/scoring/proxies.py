@@ -18,13 +18,22 @@ class Proxy:
     fn: object = None
     tree: object = None
     source: str = ""
+    pack: str = ""  # formulas: the primitive pack that parsed them
 
 
 def resolve_proxy(text: str, pack: str = "default") -> Proxy:
-    """A baseline name, an exported ``.py`` file or a formula string of ``pack``."""
+    """A baseline name, a ``zoo:NAME`` entry, an exported ``.py`` file or a formula string of ``pack``."""
     from ..baselines import BASELINES
+    from .. import zoo
 
     text = str(text).strip()
+    if zoo.is_zoo(text):
+        e = zoo.entry(text)
+        from ..formula import parse_formula
+        from ..pack import load_pack
+
+        tree = parse_formula(e.formula, load_pack(e.pack))
+        return Proxy(str(tree), "formula", tree=tree, source=f"{e.label} (pack {e.pack})", pack=e.pack)
     if text in BASELINES:
         return Proxy(text, "baseline", fn=BASELINES[text], source="gpproxy.baselines")
     if text.endswith(".py"):
@@ -38,7 +47,7 @@ def resolve_proxy(text: str, pack: str = "default") -> Proxy:
     except FormulaError as e:
         raise GpproxyError(f"proxy {text[:60]!r} is not a baseline ({', '.join(BASELINES)}), "
                            f"not a .py file, and not a formula of pack {pack!r}: {e}") from None
-    return Proxy(str(tree), "formula", tree=tree, source=f"pack {pack}")
+    return Proxy(str(tree), "formula", tree=tree, source=f"pack {pack}", pack=pack)
 
 
 def _module_proxy(path: Path) -> Proxy:

@@ -1,0 +1,266 @@
+"""The report stage of experiments/transfer.py: every formula and every baseline,
+computed by us, on the same report archs of every space; the zoo entries.
+
+Report archs were never used for any choice (transfer_spaces.py splits them
+off before any search). NB201's three datasets use one fixed random draw of
+``--nb201-report-archs`` of its report archs (seed 0), the same archs for
+every proxy and dataset.
+"""
+from __future__ import annotations
+
+import json
+import os
+import platform
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+
+from transfer import (RESULTS, RUNS, SEARCHED, SELECTION, SPACES, VARIANTS, formula_scores, log, selected,
+                      space_splits, validation_tau)
+
+ROOT = Path(__file__).resolve().parents[1]
+ZOO = ROOT / "gpproxy" / "zoo"
+# Baselines computed by us on the report archs (population-level ones rank the
+# report archs of one space and dataset together).
+BASELINES = ("params", "flops", "synflow", "jacov", "nwot", "zico", "meco", "aznas", "vkdnw", "vkdnw_agg")
+CHEAP = ("params", "flops", "synflow", "nwot")  # NB101, the never-searched space: the CPU budget allows these
+CLASSIC = ("synflow", "jacov", "grad_norm", "nwot", "zico", "meco")
+# grad_norm is the vocabulary formula sum_layers(frob(dW)) on the same statistics
+# (gpproxy.baselines.grad_norm is defined by it), so it is scored from the caches.
+VOCABULARY_BASELINES = {"grad_norm": "sum_layers(frob(dW))", "snip": "sum_layers(l1(mul(W, dW)))"}
+# Baselines need a network pass per arch (1-10 s each on this CPU): they are
+# computed on this many report archs per column (the first of the fixed draw).
+BASELINE_ARCHS = {"nb201-c10": 500, "nb201-c100": 500, "nb201-in16": 500, "macro": 400, "darts": 250, "nb101": 301}
+# The same minibatch as the formulas' statistics (batch 16, Gaussian noise, seed 0):
+# side by side on one input. experiments/verify_peers.py measures AZ-NAS and VKDNW
+# under their own protocol (batch 64, CIFAR-10 images) against their published numbers.
+BASELINE_BATCH = 16
+BASELINE_INPUT = "noise"
+PUBLISHED = {  # not our measurements: the authors' numbers on all 15,625 NB201 archs
+    "VKDNW_agg (CVPR 2025, ondratybl/VKDNW table1)": {"c10": (0.750, 0.919), "c100": (0.753, 0.919),
+                                                      "in16": (0.743, 0.906)},
+    "AZ-NAS (CVPR 2024, its NB201 notebook)": {"c10": (0.741, 0.913)},
+    "AZ-NAS (re-run in VKDNW's table1)": {"c10": (0.712, None), "c100": (0.696, None), "in16": (0.673, None)},
+}
+
+
+def targets(n_nb201: int, build: bool = True) -> dict:
+    """name -> (space key, dataset, archs, accuracies, formula cache) of every report column."""
+    from gpproxy.cache import build_cache, open_cache
+    from gpproxy.spaces import get_space
+
+    out = {}
+    bench, parts, acc = space_splits("nb201")
+    rest = parts["report"]
+    pick = np.sort(np.random.default_rng(0).choice(len(rest), min(n_nb201, len(rest)), replace=False))
+    archs = [rest[i] for i in pick]
+    index = {a: i for i, a in enumerate(bench.archs)}
+    canon = get_space("nb201").canonical
+    index = {canon(a): i for a, i in index.items()}
+    rows = [index[a] for a in archs]
+    spec10 = open_cache(SPACES["nb201"].cache).spec
+    for name, ds, column, spec in (("nb201-c10", "cifar10", "cifar10valid_valid", spec10),
+                                   ("nb201-c100", "cifar100", "cifar100_test", replace(spec10, num_classes=100)),
+                                   ("nb201-in16", "imagenet16_120", "imagenet16_120_test",
+                                    replace(spec10, num_classes=120, resolution=16))):
+        cache = SPACES["nb201"].cache if name == "nb201-c10" else f"caches/transfer-{name}-report"
+        if name != "nb201-c10" and build:
+            log(f"cache {cache}: {len(archs)} report archs")
+            build_cache(cache, spec, archs, jobs=2)
+        out[name] = ("nb201", ds, archs, bench.accuracy(column)[rows], cache)
+    for key in ("macro", "darts", "nb101"):
+        _, parts, acc = space_splits(key)
+        ds = next(iter(get_space(SPACES[key].space).datasets()))  # each space's one dataset
+        out[key] = (key, ds, parts["report"], np.array([acc[a] for a in parts["report"]]),
+                    SPACES[key].cache)
+    return out
+
+
+def column_baselines(col: str) -> tuple:
+    return CHEAP if col == "nb101" else BASELINES
+
+
+def precompute_baselines(args) -> None:
+    cols = targets(args.nb201_report_archs, build=False)
+    for col, (key, ds, archs, _, _) in cols.items():
+        if args.columns and col not in args.columns:
+            continue
+        archs = archs[:BASELINE_ARCHS[col]]
+        names = [n for n in (args.baselines or column_baselines(col)) if n in column_baselines(col)]
+        log(f"{col}: baselines {', '.join(names)} on {len(archs)} report archs")
+        baseline_scores(col, key, ds, archs, names)
+
+
+def baseline_scores(col: str, key: str, ds_name: str, archs: list, names) -> dict:
+    """{baseline: scores} under the baselines' own protocol, stored per space (resumable)."""
+    from gpproxy.scoring import Protocol
+    from gpproxy.scoring.compute import compute_scores
+    from gpproxy.scoring.proxies import resolve_proxies
+    from gpproxy.scoring.store import ScoreStore, suite_key
+    from gpproxy.spaces import get_space
+
+    space = SPACES[key].space
+    protocol = Protocol(space=space, batch=BASELINE_BATCH, seed=0, input=BASELINE_INPUT)
+    ds = get_space(space).datasets()[ds_name]
+    store = ScoreStore(RESULTS / f"transfer_{col}.scores.json", protocol)  # one per column: parallel-safe
+    proxies = resolve_proxies(list(names))
+    compute_scores(archs, ds, protocol, proxies, store, log=log)
+    keys = [suite_key(space, a) for a in archs]
+    return {p.name: store.scores(ds.suite_name, keys, p.name) for p in proxies}
+
+
+def metrics(scores, acc, params) -> dict:
+    from gpproxy.fitness import kendall, ndcg, spearman, top_precision, within_groups, size_groups
+
+    scores = np.asarray(scores, dtype=np.float64)
+    if not np.isfinite(scores).all() or np.ptp(scores) == 0:
+        bad = int((~np.isfinite(scores)).sum())
+        scores = np.where(np.isfinite(scores), scores, -1e30)  # NASLib's rule: a failed score ranks last
+    else:
+        bad = 0
+    return {"kendall": kendall(scores, acc), "spearman": spearman(scores, acc), "ndcg": ndcg(scores, acc),
+            "top10pct": top_precision(scores, acc, max(1, len(acc) // 10)),
+            "within_params_deciles": within_groups(scores, acc, size_groups(params, 10), "kendall"),
+            "n": len(acc), "non_finite": bad}
+
+
+def choose_nb201() -> dict:
+    """zoo:nb201: the vocabulary with the best mean NB201 validation tau over 3 seeds, then its best seed."""
+    packs = {}
+    for pack in ("default", "transfer"):
+        runs = {f"nb201-{pack}-s{s}": selected(f"nb201-{pack}-s{s}") for s in (0, 1, 2)}
+        packs[pack] = {"runs": {n: f for n, (f, _) in runs.items()}, "validation_tau": validation_tau("nb201", runs)}
+        packs[pack]["mean"] = float(np.mean(list(packs[pack]["validation_tau"].values())))
+    pack = max(packs, key=lambda p: packs[p]["mean"])
+    best = max(packs[pack]["validation_tau"], key=packs[pack]["validation_tau"].get)
+    return {"packs": packs, "pack": pack, "run": best, "formula": packs[pack]["runs"][best],
+            "rule": "vocabulary with the best mean NB201 validation tau over seeds 0-2, then its best seed"}
+
+
+def report(args) -> None:
+    t0 = time.perf_counter()
+    sel = json.loads(SELECTION.read_text())
+    chosen = sel["chosen"]
+    nb = choose_nb201()
+    general = selected(f"{chosen}-joint")
+    formulas = {"zoo:general": general, "zoo:nb201": (nb["formula"], nb["pack"])}
+    formulas.update({f"{n} (vocabulary formula)": (f, "default") for n, f in VOCABULARY_BASELINES.items()})
+    for s in SEARCHED:
+        formulas[f"without {s}"] = selected(f"{chosen}-without-{s}")
+        formulas[f"only {s}"] = selected(f"{chosen}-only-{s}")
+    for pack in ("default", "transfer"):
+        for seed in (0, 1, 2):
+            formulas[f"nb201 {pack} seed {seed}"] = selected(f"nb201-{pack}-s{seed}")
+    cols = targets(args.nb201_report_archs)
+    results, formulas_all = {}, {}
+    for col, (key, ds, archs, acc, cache) in cols.items():
+        log(f"{col}: {len(archs)} report archs")
+        scores = formula_scores(key, "report", formulas, cache=cache, archs=archs)
+        if key == "nb201":  # the formulas on every drawn arch; baselines on the first BASELINE_ARCHS
+            from gpproxy.spaces import nb201
+
+            params_all = np.array([nb201.analytic_params(nb201.parse_arch(a)) for a in archs], dtype=float)
+            formulas_all[col] = {label: metrics(s, acc, params_all) for label, s in scores.items()}
+        k = min(BASELINE_ARCHS[col], len(archs))
+        archs, acc, scores = archs[:k], acc[:k], {label: s[:k] for label, s in scores.items()}
+        scores.update(baseline_scores(col, key, ds, archs, column_baselines(col)))
+        params = scores["params"]
+        results[col] = {label: metrics(s, acc, params) for label, s in scores.items()}
+    out = {"protocol": protocol_text(args, chosen), "selection": sel, "nb201_choice": nb,
+           "formulas": {k: {"formula": f, "pack": p} for k, (f, p) in formulas.items()},
+           "search_seconds": search_seconds(), "report_seconds": round(time.perf_counter() - t0, 1),
+           "results": results, "formulas_on_all_drawn": formulas_all, "published": PUBLISHED}
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / "transfer.json").write_text(json.dumps(out, indent=1, default=float) + "\n")
+    (RESULTS / "transfer.md").write_text(markdown(out))
+    write_zoo(out)
+    log((RESULTS / "transfer.md").read_text())
+
+
+def search_seconds() -> dict:
+    out = {}
+    for d in sorted(RUNS.glob("*/wall_seconds.json")):
+        out[d.parent.name] = json.loads(d.read_text())["seconds"]
+    return out
+
+
+def protocol_text(args, chosen) -> dict:
+    return {"machine": f"{platform.machine()}, {os.cpu_count()} cores, torch CPU",
+            "formulas": "statistics caches at batch 16, Gaussian-noise input, init seed 0 (as searched)",
+            "baselines": f"batch {BASELINE_BATCH}, input {BASELINE_INPUT}, seed 0 (the formulas' minibatch), "
+                         "PyTorch default init; population-level baselines (aznas, vkdnw_agg) rank the report "
+                         "archs of one column together",
+            "nb201_report_archs": args.nb201_report_archs, "chosen_variant": chosen,
+            "variants": VARIANTS, "labels": {k: s.label for k, s in SPACES.items()}}
+
+
+COLUMNS = ("nb201-c10", "nb201-c100", "nb201-in16", "macro", "darts", "nb101")
+
+
+def markdown(out) -> str:
+    R = out["results"]
+    lines = ["# Discovery for transfer: the report", "",
+             f"Command: `python experiments/transfer.py --stage report` (after search1, select, search2) on "
+             f"{out['protocol']['machine']}. Report archs were split off before any search and never used for "
+             "a choice. Columns: " + "; ".join(f"{c}: {R[c][next(iter(R[c]))]['n']} archs" for c in COLUMNS if c in R)
+             + ".", "",
+             f"- formulas: {out['protocol']['formulas']}", f"- baselines: {out['protocol']['baselines']}",
+             "- DARTS labels are NB301 *surrogate* predictions, not trainings; NB101 was searched by nothing.", ""]
+    lines += ["## Leave-one-space-out choice of the search settings (validation archs only)", "",
+              "| variant | " + " | ".join(f"τ on {s} (left out)" for s in SEARCHED) + " | mean |",
+              "|---" * (len(SEARCHED) + 2) + "|"]
+    for v, row in out["selection"]["variants"].items():
+        mark = " (chosen)" if v == out["selection"]["chosen"] else ""
+        lines.append(f"| {v}{mark} | " + " | ".join(f"{row['left_out_validation_tau'][s]:.3f}" for s in SEARCHED)
+                     + f" | {row['mean']:.3f} |")
+    lines += ["", "## Transfer matrix (Kendall τ on report archs; rows: what the search saw)", "",
+              "| searched on | formula | " + " | ".join(COLUMNS) + " |", "|---" * (len(COLUMNS) + 2) + "|"]
+    for label in ["zoo:general"] + [f"without {s}" for s in SEARCHED] + [f"only {s}" for s in SEARCHED]:
+        f = out["formulas"][label]["formula"]
+        lines.append(f"| {label} | `{f}` | " + " | ".join(_cell(R, c, label) for c in COLUMNS) + " |")
+    lines += ["", "## Every proxy on every space (τ / ρ / nDCG / top-10% / τ within #params deciles)", ""]
+    for c in COLUMNS:
+        if c not in R:
+            continue
+        lines += [f"### {c}", "", "| proxy | τ | ρ | nDCG | top-10% | τ in #params deciles |", "|---|---|---|---|---|---|"]
+        for label, m in sorted(R[c].items(), key=lambda kv: -kv[1]["kendall"]):
+            bad = f" ({m['non_finite']} failed)" if m["non_finite"] else ""
+            lines.append(f"| {label}{bad} | {m['kendall']:.3f} | {m['spearman']:.3f} | {m['ndcg']:.4f} | "
+                         f"{m['top10pct']:.2f} | {m['within_params_deciles']:.3f} |")
+        lines.append("")
+    lines += ["## Published numbers (not our measurements; all 15,625 NB201 archs, their protocols)", "",
+              "| proxy | C10 τ / ρ | C100 τ / ρ | IN16 τ / ρ |", "|---|---|---|---|"]
+    for name, row in out["published"].items():
+        lines.append(f"| {name} | " + " | ".join(
+            (f"{row[d][0]:.3f}" + (f" / {row[d][1]:.3f}" if row[d][1] else "")) if d in row else ""
+            for d in ("c10", "c100", "in16")) + " |")
+    lines += ["", "Formulas:", ""] + [f"- {k} ({v['pack']}): `{v['formula']}`" for k, v in out["formulas"].items()]
+    lines += ["", f"Search wall seconds (cache building included where the run built it): {out['search_seconds']}",
+              f"Report wall seconds: {out['report_seconds']}", ""]
+    return "\n".join(lines)
+
+
+def _cell(R, c, label):
+    m = R.get(c, {}).get(label)
+    return f"{m['kendall']:.3f}" if m else ""
+
+
+def write_zoo(out) -> None:
+    R = out["results"]
+    ZOO.mkdir(exist_ok=True)
+    entries = {
+        "general": ("zoo:general", "the proxy to use on a space gpproxy has never seen: searched jointly on NB201, "
+                                   "NAS-Bench-Macro and DARTS with the settings chosen by leave-one-space-out"),
+        "nb201": ("zoo:nb201", "the best proxy on NB201 (searched on NB201 CIFAR-10 valid only)"),
+    }
+    for name, (label, use) in entries.items():
+        f = out["formulas"][label]
+        entry = {"name": name, "formula": f["formula"], "pack": f["pack"], "use": use,
+                 "protocol": {"batch": 16, "input": "noise", "seed": 0},
+                 "measured": {c: {k: R[c][label][k] for k in ("kendall", "spearman", "ndcg", "top10pct",
+                                                               "within_params_deciles", "n")}
+                              for c in COLUMNS if c in R},
+                 "source": "experiments/transfer.py (experiments/results/transfer.md)"}
+        (ZOO / f"{name}.json").write_text(json.dumps(entry, indent=1) + "\n")

@@ -1,0 +1,57 @@
+"""The proxy zoo: formulas gpproxy found, by name (``zoo:NAME``), with the
+protocol they were measured under and their measured tables.
+
+Each entry is a JSON file beside this module, written by
+``experiments/transfer.py --stage report`` (never by hand): the formula, its
+primitive pack, when to use it, the statistics protocol (batch, input, seed)
+and the report's numbers on held-out archs. ``gpproxy score``, ``bench`` and
+``export`` take ``zoo:NAME`` wherever they take a formula.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ..errors import GpproxyError
+
+PREFIX = "zoo:"
+HERE = Path(__file__).resolve().parent
+
+
+@dataclass(frozen=True)
+class ZooEntry:
+    name: str
+    formula: str
+    pack: str
+    use: str
+    protocol: dict = field(default_factory=dict)  # batch, input, seed of the statistics it was measured with
+    measured: dict = field(default_factory=dict)  # report column -> {kendall, spearman, ndcg, ..., n}
+    source: str = ""
+
+    @property
+    def label(self) -> str:
+        return PREFIX + self.name
+
+
+def names() -> list:
+    return sorted(p.stem for p in HERE.glob("*.json"))
+
+
+def is_zoo(text) -> bool:
+    return isinstance(text, str) and text.strip().startswith(PREFIX)
+
+
+def entry(text: str) -> ZooEntry:
+    """The entry named ``zoo:NAME`` (or ``NAME``)."""
+    name = text.strip().removeprefix(PREFIX)
+    if name not in names():
+        raise GpproxyError(f"no zoo entry {text!r}; the zoo has: "
+                           + (", ".join(PREFIX + n for n in names()) or "nothing yet"))
+    try:
+        data = json.loads((HERE / f"{name}.json").read_text())
+        return ZooEntry(**{k: data[k] for k in ("name", "formula", "pack", "use")},
+                        protocol=data.get("protocol", {}), measured=data.get("measured", {}),
+                        source=data.get("source", ""))
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        raise GpproxyError(f"zoo entry {name}: unreadable ({type(e).__name__}: {e})") from None
