@@ -223,3 +223,27 @@ def test_resume_restores_crowding_distances_from_the_pool(tiny_table, tiny_cache
     assert [str(i) for i in pop] == formulas
     assert [i.fitness.crowding_dist for i in pop] == crowding
     assert [i.fitness.values[0] for i in pop] == [0.5, 0.4, 0.3, 0.45]
+
+
+def test_size_weight_fitness_is_the_blend_of_overall_and_within_size_correlation(tiny_table, tiny_cache, tmp_path):
+    """fitness.size_weight: each recorded fitness equals (1-w)·τ + w·(mean τ within #params groups)."""
+    import numpy as np
+
+    from gpproxy.engine import Engine
+    from gpproxy.evaluator import EvalContext
+    from gpproxy.fitness import kendall, size_groups, within_groups
+    from gpproxy.formula import parse_formula
+    from gpproxy.tasks import arch_params
+
+    cfg = tiny_config(tiny_table, tiny_cache, generations=1).override(
+        **{"fitness.size_weight": 0.5, "fitness.size_groups": 3})
+    engine = Engine(cfg, tmp_path / "run", log=lambda m: None)
+    engine.run()
+    (t,) = engine.eval_spec.tasks
+    assert t.size_groups == size_groups(arch_params(tiny_cache, t.archs), 3)
+    ctx = EvalContext(engine.eval_spec)
+    acc = np.asarray(t.acc)
+    (res,) = ctx.evaluate_many(["sum_layers(frob(dW))"])
+    s = ctx.scores(parse_formula("sum_layers(frob(dW))", ctx.pack), "t")
+    expected = 0.5 * kendall(s, acc) + 0.5 * within_groups(s, acc, t.size_groups, "kendall")
+    assert res["fitness"] == pytest.approx(expected, abs=1e-8)
