@@ -90,6 +90,7 @@ def run_plan(plan: dict, shard: str, only: str = "*") -> None:
     from fnmatch import fnmatch
 
     from gpproxy import evolve
+    from gpproxy.errors import GpproxyError
 
     k, n = (int(x) for x in shard.split("/"))
     names = [name for name in plan if fnmatch(name, only)]
@@ -98,7 +99,11 @@ def run_plan(plan: dict, shard: str, only: str = "*") -> None:
         if i % n != k:
             continue
         t0 = time.perf_counter()
-        run = evolve(cfg, RUNS / name, plots=False, log=lambda m: None)
+        try:
+            run = evolve(cfg, RUNS / name, plots=False, log=lambda m: None)
+        except GpproxyError as e:  # e.g. another process owns the run directory: the next pass resumes it
+            log(f"{name}: not run now ({e})")
+            continue
         seconds = time.perf_counter() - t0
         done = RUNS / name / "wall_seconds.json"
         if not done.exists():  # the first completion's wall time (cache building included)

@@ -93,8 +93,9 @@ class Provenance:
     def render(self) -> str:
         if self.run is None:
             return "Provenance: not validated on a benchmark (exported from a formula string)."
-        lines = [f"Provenance: found by gpproxy run {safe_text(self.run)} (config {safe_text(self.config)}), "
-                 f"search fitness ({safe_text(self.correlation)}) {_num(self.fitness)}."]
+        fitness = (f", search fitness ({safe_text(self.correlation)}) {_num(self.fitness)}"
+                   if self.fitness is not None else "")
+        lines = [f"Provenance: found by gpproxy run {safe_text(self.run)} (config {safe_text(self.config)}){fitness}."]
         if not self.heldout:
             lines.append("No held-out result recorded.")
         for h in self.heldout:

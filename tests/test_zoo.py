@@ -1,0 +1,61 @@
+"""The proxy zoo: named entries usable wherever a formula is (score, bench, export)."""
+import importlib.util
+import json
+
+import pytest
+import torch
+
+from gpproxy import zoo
+from gpproxy.errors import GpproxyError
+from gpproxy.spaces import get_space
+
+
+@pytest.fixture
+def fake_zoo(tmp_path, monkeypatch):
+    """A zoo directory holding one entry, so the mechanism is tested apart from the shipped entries."""
+    entry = {"name": "tiny", "formula": "sum_layers(frob(dW))", "pack": "default", "use": "tests",
+             "protocol": {"batch": 4, "input": "noise", "seed": 0},
+             "measured": {"nb201-c10": {"kendall": 0.5, "spearman": 0.6, "n": 10}}, "source": "tests"}
+    (tmp_path / "tiny.json").write_text(json.dumps(entry))
+    (tmp_path / "broken.json").write_text("{not json")
+    monkeypatch.setattr(zoo, "HERE", tmp_path)
+    return tmp_path
+
+
+def test_entry_and_errors(fake_zoo):
+    assert zoo.names() == ["broken", "tiny"]
+    e = zoo.entry("zoo:tiny")
+    assert (e.formula, e.pack, e.label) == ("sum_layers(frob(dW))", "default", "zoo:tiny")
+    with pytest.raises(GpproxyError, match="no zoo entry 'zoo:nope'; the zoo has: zoo:broken, zoo:tiny"):
+        zoo.entry("zoo:nope")
+    with pytest.raises(GpproxyError, match="zoo entry broken: unreadable"):
+        zoo.entry("zoo:broken")
+
+
+def test_zoo_proxy_scores_like_its_formula(fake_zoo, tmp_path):
+    from gpproxy.scoring import Protocol, score_proxy
+    from gpproxy.scoring.proxies import resolve_proxy
+
+    p = resolve_proxy("zoo:tiny")
+    assert (p.kind, p.name, p.pack) == ("formula", "sum_layers(frob(dW))", "default")
+    archs = [get_space("nb201").all_archs()[i] for i in (5, 5000)]
+    by_name = score_proxy("zoo:tiny", archs, protocol=Protocol(batch=4), cache_root=tmp_path / "c")
+    by_formula = score_proxy("sum_layers(frob(dW))", archs, protocol=Protocol(batch=4), cache_root=tmp_path / "c")
+    assert by_name.values.tolist() == by_formula.values.tolist()
+
+
+def test_export_zoo_entry_writes_its_measurements(fake_zoo, tmp_path, capsys):
+    from gpproxy.cli import main
+
+    out = tmp_path / "tiny_proxy.py"
+    assert main(["export", "zoo:tiny", "-o", str(out)]) == 0
+    text = out.read_text()
+    assert "zoo:tiny" in text and "Kendall tau 0.5" in text
+    spec = importlib.util.spec_from_file_location("tiny_proxy", out)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    torch.manual_seed(0)
+    net = get_space("nb201").build(get_space("nb201").all_archs()[5], 10)
+    assert torch.isfinite(torch.tensor(mod.score(net, torch.randn(4, 3, 32, 32), torch.randint(0, 10, (4,)))))
+    assert main(["export", "--formula", "zoo:tiny", "--pack", "default", "-o", str(out)]) == 2
+    assert "zoo entry exports on its own" in capsys.readouterr().err
