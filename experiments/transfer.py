@@ -146,9 +146,10 @@ def validation_tau(key: str, formulas: dict) -> dict:
     from gpproxy.fitness import kendall
 
     _, parts, acc = space_splits(key)
-    y = np.array([acc[a] for a in parts["validation"]])
+    archs = parts["validation"][:SPACES[key].selection_archs]
+    y = np.array([acc[a] for a in archs])
     return {label: kendall(s, y) if np.isfinite(s).all() else float("nan")
-            for label, s in formula_scores(key, "validation", formulas).items()}
+            for label, s in formula_scores(key, "validation", formulas, archs=archs).items()}
 
 
 def selected(name: str) -> tuple:

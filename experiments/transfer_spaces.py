@@ -3,7 +3,9 @@
 Each space's archs are split once, by a fixed seed, into three disjoint parts:
 ``search`` (what a search sees), ``validation`` (what every choice is made on:
 settings, seeds, the final formula, by leave-one-space-out) and ``report``
-(never used for any choice). NB101 is searched by nothing: all its cells are
+(never used for any choice). NB201 keeps the 2,000 validation archs of
+experiments/ablation.py out of its report but makes choices on the first 500
+of them (the CPU budget: each needs a cached probe). NB101 is searched by nothing: all its cells are
 report archs of a space no search has seen.
 
 Labels: NB201 200-epoch CIFAR-10 valid accuracy (search/validation), NAS-Bench-Macro
@@ -32,11 +34,16 @@ class StudySpace:
     cache: str
     moments: bool = True
     label: str = ""
+    n_selection: int = 0  # validation archs that choices are made on (0: all); the rest stay out of the report
+
+    @property
+    def selection_archs(self) -> int:
+        return self.n_selection or self.n_validation
 
     def task(self, **extra) -> dict:
         """The ``[[task]]`` of a search on this space (held-out = its validation archs)."""
         t = {"name": self.key, "space": self.space, "benchmark": str(self.benchmark), "target": self.target,
-             "num_classes": 10, "search_archs": self.n_search, "heldout_archs": self.n_validation,
+             "num_classes": 10, "search_archs": self.n_search, "heldout_archs": self.selection_archs,
              "split_seed": 0, "batch": 16, "input": "noise", "cache": self.cache, "moments": self.moments}
         t.update(extra)
         return t
@@ -45,7 +52,7 @@ class StudySpace:
 SPACES = {
     "nb201": StudySpace("nb201", "nb201", SHARED / "nb201" / "nb201_accuracies_200ep.csv.gz",
                         "cifar10valid_valid", 1000, 2000, "rest", "caches/nb201-c10-noise-b16", moments=False,
-                        label="NB201 (CIFAR-10 valid, 200 epochs)"),
+                        label="NB201 (CIFAR-10 valid, 200 epochs)", n_selection=500),
     "macro": StudySpace("macro", str(ROOT / "examples" / "spaces" / "nb_macro.py"),
                         SHARED / "nbmacro" / "nas_bench_macro_cifar10.csv.gz", "mean_acc", 500, 500, 1000,
                         "caches/transfer-macro", label="NAS-Bench-Macro (CIFAR-10, mean of 3 trainings)"),

@@ -210,7 +210,8 @@ def _common_arguments(p, archs: str, trials: int) -> None:
                         "nds:PATH[:first=N][:space=NAME] | tnb101:PATH[:space=micro|macro][:task=NAME]")
     p.add_argument("--archs", default=archs, help="all | N random archs per trial | FILE")
     p.add_argument("--trials", type=int, default=trials, help="with --archs N: independent draws of N archs")
-    p.add_argument("--batch", type=int, default=64)
+    p.add_argument("--batch", type=int, default=None,
+                   help="minibatch size (default: a zoo entry's own, else 64)")
     p.add_argument("--seed", type=int, default=0, help="init seed of every net and minibatch seed")
     p.add_argument("--input", default="noise", help="noise | cifar10:DIR | cifar100:DIR | npz:FILE[:KEY]")
     p.add_argument("--resolution", type=int, default=None,
@@ -259,7 +260,13 @@ def _setup(args):
         import torch
 
         torch.set_num_threads(args.threads)
-    return Protocol(space=args.space, batch=args.batch, seed=args.seed, input=args.input, pack=args.pack,
+    batch = args.batch
+    if batch is None:  # score a zoo entry under the protocol it was measured with
+        from . import zoo
+
+        proxy = getattr(args, "proxy", None)
+        batch = int(zoo.entry(proxy).protocol.get("batch", 64)) if zoo.is_zoo(proxy) else 64
+    return Protocol(space=args.space, batch=batch, seed=args.seed, input=args.input, pack=args.pack,
                     per_arch_seed=args.per_arch_seed, resolution=args.resolution)
 
 
