@@ -10,7 +10,8 @@ Stages (each resumable: runs resume, caches complete, scores are stored):
              VALIDATION archs of the space the run left out; the variant with
              the best mean is chosen. Nothing here reads a report arch.
 ``search2``  with the chosen variant: one search per single space (the transfer
-             matrix's rows), and NB201-only searches over 3 seeds for each pack.
+             matrix's rows); NB201 alone also with seeds 1 and 2 (zoo:nb201 is
+             the seed with the best NB201 validation tau).
 ``report``   every formula and every baseline on the REPORT archs of every space
              (NB201 CIFAR-10 valid / CIFAR-100 / ImageNet16-120, NAS-Bench-Macro,
              DARTS, and NB101, which no search saw): Kendall tau, Spearman rho,
@@ -50,7 +51,6 @@ VARIANTS = {  # compared by leave-one-space-out on validation archs
 }
 SEARCH = {"population": 100, "generations": 20, "init_min_height": 2, "init_max_height": 5, "max_height": 9,
           "seed_baselines": True, "backend": "serial", "jobs": 1}
-NB201_SEARCH = {"population": 200, "generations": 50}  # experiments/discover_nb201.toml's budget
 FITNESS = {"correlation": "kendall", "subsets": 5, "subset_fraction": 0.5, "combine": "min"}
 
 
@@ -76,16 +76,12 @@ def plan_search1() -> dict:
     return plan
 
 
-def plan_search2(chosen: str | None) -> dict:
-    plan = {f"{chosen}-only-{s}": config(f"{chosen}-only-{s}", [s], chosen) for s in SEARCHED} if chosen else {}
-    # zoo:nb201: NB201 alone; 3 seeds with the chosen variant's vocabulary, seed 0 with the other
-    main_pack = VARIANTS[chosen]["pack"] if chosen else "default"
-    for v in ("base", "vocab+size"):
-        pack = VARIANTS[v]["pack"]
-        for seed in ((0, 1, 2) if pack == main_pack else (0,)):
-            name = f"nb201-{pack}-s{seed}"
-            plan[name] = config(name, ["nb201"], v, seed, **NB201_SEARCH)
-            plan[name]["fitness"]["size_weight"] = 0.0  # NB201 alone: subset-min Kendall, as discover_nb201
+def plan_search2(chosen: str) -> dict:
+    """The transfer matrix's single-space rows; NB201 alone also with seeds 1 and 2 (zoo:nb201)."""
+    plan = {f"{chosen}-only-{s}": config(f"{chosen}-only-{s}", [s], chosen) for s in SEARCHED}
+    for seed in (1, 2):
+        name = f"{chosen}-only-nb201-s{seed}"
+        plan[name] = config(name, ["nb201"], chosen, seed)
     return plan
 
 
@@ -204,11 +200,7 @@ def main() -> int:
     elif args.stage == "select":
         stage_select()
     elif args.stage == "search2":
-        chosen = json.loads(SELECTION.read_text())["chosen"] if SELECTION.exists() else None
-        plan = plan_search2(chosen)
-        if chosen is None:  # the NB201-only runs do not depend on the choice
-            plan = {k: v for k, v in plan.items() if k.startswith("nb201-")}
-        run_plan(plan, args.shard, args.only)
+        run_plan(plan_search2(json.loads(SELECTION.read_text())["chosen"]), args.shard, args.only)
     elif args.stage == "baselines":  # fills the score stores ahead of the report (resumable)
         from transfer_report import precompute_baselines
 

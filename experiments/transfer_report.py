@@ -32,7 +32,7 @@ CLASSIC = ("synflow", "jacov", "grad_norm", "nwot", "zico", "meco")
 VOCABULARY_BASELINES = {"grad_norm": "sum_layers(frob(dW))", "snip": "sum_layers(l1(mul(W, dW)))"}
 # Baselines need a network pass per arch (1-10 s each on this CPU): they are
 # computed on this many report archs per column (the first of the fixed draw).
-BASELINE_ARCHS = {"nb201-c10": 200, "nb201-c100": 200, "nb201-in16": 200, "macro": 150, "darts": 100, "nb101": 150}
+BASELINE_ARCHS = {"nb201-c10": 150, "nb201-c100": 150, "nb201-in16": 150, "macro": 100, "darts": 60, "nb101": 100}
 NB101_REPORT_ARCHS = 150  # its cache costs ~4 s per arch here: the first 150 of its report archs
 # The same minibatch as the formulas' statistics (batch 16, Gaussian noise, seed 0):
 # side by side on one input. experiments/verify_peers.py measures AZ-NAS and VKDNW
@@ -129,37 +129,31 @@ def metrics(scores, acc, params) -> dict:
             "n": len(acc), "non_finite": bad}
 
 
-def choose_nb201() -> dict:
-    """zoo:nb201: the seed with the best NB201 validation tau among the 3 seeds of the chosen vocabulary."""
-    packs = {}
-    for pack in ("default", "transfer"):
-        names = sorted(d.name for d in RUNS.glob(f"nb201-{pack}-s*") if (d / "summary.json").exists())
-        if not names:
-            continue
-        runs = {name: selected(name) for name in names}
-        packs[pack] = {"runs": {n: f for n, (f, _) in runs.items()}, "validation_tau": validation_tau("nb201", runs)}
-        packs[pack]["mean"] = float(np.mean(list(packs[pack]["validation_tau"].values())))
-    pack = max(packs, key=lambda p: (len(packs[p]["runs"]), packs[p]["mean"]))
-    best = max(packs[pack]["validation_tau"], key=packs[pack]["validation_tau"].get)
-    return {"packs": packs, "pack": pack, "run": best, "formula": packs[pack]["runs"][best],
-            "rule": "the vocabulary of the variant chosen by leave-one-space-out (searched with 3 seeds; the other "
-                    "vocabulary with seed 0 for comparison), then its seed with the best NB201 validation tau"}
+def choose_nb201(chosen: str) -> dict:
+    """zoo:nb201: of the 3 NB201-only searches (chosen settings, seeds 0-2), the best on NB201 validation archs."""
+    names = [f"{chosen}-only-nb201"] + [f"{chosen}-only-nb201-s{s}" for s in (1, 2)]
+    runs = {name: selected(name) for name in names}
+    tau = validation_tau("nb201", runs)
+    best = max(tau, key=tau.get)
+    return {"runs": {n: f for n, (f, _) in runs.items()}, "validation_tau": tau, "run": best,
+            "formula": runs[best][0], "pack": runs[best][1],
+            "rule": "the NB201-only search (chosen settings, seeds 0, 1, 2) whose formula has the best "
+                    "Kendall tau on NB201 validation archs"}
 
 
 def report(args) -> None:
     t0 = time.perf_counter()
     sel = json.loads(SELECTION.read_text())
     chosen = sel["chosen"]
-    nb = choose_nb201()
+    nb = choose_nb201(chosen)
     general = selected(f"{chosen}-joint")
     formulas = {"zoo:general": general, "zoo:nb201": (nb["formula"], nb["pack"])}
     formulas.update({f"{n} (vocabulary formula)": (f, "default") for n, f in VOCABULARY_BASELINES.items()})
     for s in SEARCHED:
         formulas[f"without {s}"] = selected(f"{chosen}-without-{s}")
         formulas[f"only {s}"] = selected(f"{chosen}-only-{s}")
-    for pack, p in nb["packs"].items():
-        for name in p["runs"]:
-            formulas[f"nb201 {pack} seed {name.rsplit('-s', 1)[1]}"] = selected(name)
+    for seed, name in enumerate(nb["runs"]):
+        formulas[f"nb201 seed {seed}"] = selected(name)
     cols = targets(args.nb201_report_archs)
     results, formulas_all = {}, {}
     for col, (key, ds, archs, acc, cache) in cols.items():
@@ -283,12 +277,11 @@ def targets_lines(out) -> list:
               "AZ-NAS and VKDNW_agg measured by us on the same archs):", "",
               "| column | zoo:nb201 τ (margin to 0.77) | ρ (margin to 0.93) | 3-seed mean τ ± std | aznas τ | vkdnw_agg τ |",
               "|---|---|---|---|---|---|"]
-    pack = out["nb201_choice"]["pack"]
     for c in ("nb201-c10", "nb201-c100", "nb201-in16"):
         if c not in R:
             continue
         m = R[c]["zoo:nb201"]
-        seeds = [m2["kendall"] for label, m2 in R[c].items() if label.startswith(f"nb201 {pack} seed ")]
+        seeds = [m2["kendall"] for label, m2 in R[c].items() if label.startswith("nb201 seed ")]
         peer = {b: (f"{R[c][b]['kendall']:.3f}" if b in R[c] else "not computed") for b in ("aznas", "vkdnw_agg")}
         lines.append(f"| {c} | {m['kendall']:.3f} ({m['kendall'] - 0.77:+.3f}) | {m['spearman']:.3f} "
                      f"({m['spearman'] - 0.93:+.3f}) | {np.mean(seeds):.3f} ± {np.std(seeds):.3f} | "
