@@ -114,6 +114,37 @@ def baseline_scores(col: str, key: str, ds_name: str, archs: list, names) -> dic
     return {p.name: store.scores(ds.suite_name, keys, p.name) for p in proxies}
 
 
+NBSZ_FILES = {  # NAS-Bench-Suite-Zero's published proxy scores (batch 64 CIFAR-10, NASLib's protocol)
+    "nb201-c10": ROOT.parent / "shared" / "data" / "nb201" / "nb201_zc_proxies_cifar10.csv.gz",
+    "darts": SPACES["darts"].benchmark,
+    "nb101": SPACES["nb101"].benchmark,
+}
+NBSZ_PROXIES = ("synflow", "jacov", "grad_norm", "nwot", "snip", "fisher", "grasp", "epe_nas", "zen", "flops",
+                "params")
+
+
+def nbsz_block(col: str, key: str, archs: list, acc, ours: dict) -> dict | None:
+    """Published NAS-Bench-Suite-Zero scores on the report archs that have them, beside our formulas there."""
+    from gpproxy.benchmarks import load_benchmark
+    from gpproxy.spaces import get_space
+
+    path = NBSZ_FILES.get(col)
+    if path is None or not path.exists():
+        return None
+    bench = load_benchmark(str(path), space=get_space(SPACES[key].space))
+    row = {a: i for i, a in enumerate(bench.archs)}
+    keep = [i for i, a in enumerate(archs) if a in row]
+    if len(keep) < 20:
+        return None
+    rows = [row[archs[i]] for i in keep]
+    y = np.asarray(acc)[keep]
+    params = bench.accuracy("params")[rows]
+    out = {f"{p} (NAS-Bench-Suite-Zero)": metrics(bench.accuracy(p)[rows], y, params)
+           for p in NBSZ_PROXIES if p in bench.columns}
+    out.update({label: metrics(np.asarray(s)[keep], y, params) for label, s in ours.items()})
+    return out
+
+
 def metrics(scores, acc, params) -> dict:
     from gpproxy.fitness import kendall, ndcg, spearman, top_precision, within_groups, size_groups
 
@@ -155,10 +186,13 @@ def report(args) -> None:
     for seed, name in enumerate(nb["runs"]):
         formulas[f"nb201 seed {seed}"] = selected(name)
     cols = targets(args.nb201_report_archs)
-    results, formulas_all = {}, {}
+    results, formulas_all, nbsz = {}, {}, {}
     for col, (key, ds, archs, acc, cache) in cols.items():
         log(f"{col}: {len(archs)} report archs")
         scores = formula_scores(key, "report", formulas, cache=cache, archs=archs)
+        block = nbsz_block(col, key, archs, acc, {k: scores[k] for k in ("zoo:general", "zoo:nb201")})
+        if block:
+            nbsz[col] = block
         if key == "nb201":  # the formulas on every drawn arch; baselines on the first BASELINE_ARCHS
             from gpproxy.spaces import nb201
 
@@ -172,7 +206,7 @@ def report(args) -> None:
     out = {"protocol": protocol_text(args, chosen), "selection": sel, "nb201_choice": nb,
            "formulas": {k: {"formula": f, "pack": p} for k, (f, p) in formulas.items()},
            "search_seconds": search_seconds(), "report_seconds": round(time.perf_counter() - t0, 1),
-           "results": results, "formulas_on_all_drawn": formulas_all, "published": PUBLISHED}
+           "results": results, "formulas_on_all_drawn": formulas_all, "nbsz": nbsz, "published": PUBLISHED}
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / "transfer.json").write_text(json.dumps(out, indent=1, default=float) + "\n")
     (RESULTS / "transfer.md").write_text(markdown(out))
@@ -241,6 +275,15 @@ def markdown(out) -> str:
             lines.append(f"| {label} | " + " | ".join(
                 f"{F[c][label]['kendall']:.3f} / {F[c][label]['spearman']:.3f} / {F[c][label]['top10pct']:.2f}"
                 for c in F) + " |")
+        lines.append("")
+    for c, block in out.get("nbsz", {}).items():
+        n = next(iter(block.values()))["n"]
+        lines += [f"## {c}: NAS-Bench-Suite-Zero's published scores on the {n} report archs it covers "
+                  "(not computed by us; batch 64 CIFAR-10, NASLib's protocol)", "",
+                  "| proxy | τ | ρ | nDCG | top-10% | τ in #params deciles |", "|---|---|---|---|---|---|"]
+        for label, m in sorted(block.items(), key=lambda kv: -kv[1]["kendall"]):
+            lines.append(f"| {label} | {m['kendall']:.3f} | {m['spearman']:.3f} | {m['ndcg']:.4f} | "
+                         f"{m['top10pct']:.2f} | {m['within_params_deciles']:.3f} |")
         lines.append("")
     lines += ["## Published numbers (not our measurements; all 15,625 NB201 archs, their protocols)", "",
               "| proxy | C10 τ / ρ | C100 τ / ρ | IN16 τ / ρ |", "|---|---|---|---|"]
