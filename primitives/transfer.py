@@ -144,5 +144,7 @@ def std_layers(v, seg, counts):
 # spectrum of the channel covariance over batch and positions of each block's
 # output; here it is the row Gram matrix of sampled features of each conv/linear
 # layer's input, hence "-like".
-PACK.seed("az_expressivity_like", "sum_layers(eig_entropy(A))")
-PACK.seed("az_progressivity_like", "last_minus_first(eig_entropy(A))")
+# They come first: an engine seeds at most a quarter of its population, in order.
+PACK.seeds = {"az_expressivity_like": "sum_layers(eig_entropy(A))",
+              "az_progressivity_like": "last_minus_first(eig_entropy(A))",
+              **PACK.seeds}
