@@ -58,10 +58,14 @@ def eig_entropy(x, scale):
              latex=r"\frac{{\operatorname{{erank}}\left({0}{0}^\top\right)}}{{n}}")
 def eff_rank(x, scale):
     """participation ratio (sum of eigenvalues)^2 / sum of squared eigenvalues of X X^T / columns, over the rows: in (0, 1] (0 when all zero)."""
+    # Σλ = trace and Σλ² = squared Frobenius norm of the Gram matrix: no
+    # eigendecomposition (3x cheaper than eigvalsh on NB201's 16 x 16 kernels).
+    # X scaled by its largest |entry| first: the Gram's entries are then at most 1.
     x = x.double()
-    lam = torch.linalg.eigvalsh(x @ x.transpose(1, 2) / x.shape[2]).clamp(min=0.0)
-    lam = lam / lam.amax(dim=1, keepdim=True).clamp(min=1e-300)
-    ratio = lam.sum(dim=1).square() / lam.square().sum(dim=1).clamp(min=1e-300)
+    x = x / x.abs().amax(dim=(1, 2), keepdim=True).clamp(min=1e-300)
+    gram = x @ x.transpose(1, 2) / x.shape[2]
+    trace = gram.diagonal(dim1=1, dim2=2).sum(dim=1)
+    ratio = trace.square() / gram.square().sum(dim=(1, 2)).clamp(min=1e-300)
     return (ratio / x.shape[1]).clamp(0.0, 1.0).float()
 
 
