@@ -13,8 +13,8 @@ terminals, constants and seeds, shared, not re-registered), plus:
 "Layer order" is the probe's order of a network's layers: module registration
 order (gpproxy.probe.probed_layers), the order of a cache's records, of a
 StatSet's layers of one arch (contiguous) and of an exported module's layers.
-In every shipped space its first and last layers are the first and last to run
-(stem and classifier); inside a network it may differ from the order in which
+In the spaces checked (NB201, DARTS, TNB101, examples/spaces nb_macro and nb101)
+its first and last layers are the first and last to run (stem and classifier); inside a network it may differ from the order in which
 layers run (NB201's residual blocks register conv_a, conv_b, downsample but run
 the downsample first), so ``depth_slope`` reads positions in registration order.
 
