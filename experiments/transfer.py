@@ -100,10 +100,20 @@ def run_plan(plan: dict, shard: str, only: str = "*") -> None:
         if i % n != k:
             continue
         t0 = time.perf_counter()
-        try:
-            run = evolve(cfg, RUNS / name, plots=False, log=lambda m: None)
-        except GpproxyError as e:  # e.g. another process owns the run directory: the next pass resumes it
-            log(f"{name}: not run now ({e})")
+        for attempt in range(60):
+            try:
+                run = evolve(cfg, RUNS / name, plots=False, log=lambda m: None)
+                break
+            except GpproxyError as e:
+                # a shared cache is locked only while another search completes it: wait; a run
+                # directory owned by another process is that process's to finish
+                if "cache" in str(e) and "in use" in str(e) and attempt < 59:
+                    time.sleep(10)
+                    continue
+                log(f"{name}: not run now ({e})")
+                run = None
+                break
+        if run is None:
             continue
         seconds = time.perf_counter() - t0
         done = RUNS / name / "wall_seconds.json"
