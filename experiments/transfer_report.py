@@ -96,6 +96,22 @@ def precompute_baselines(args) -> None:
         baseline_scores(col, key, ds, archs, names)
 
 
+def stored_prefix(col: str, key: str, ds_name: str, archs: list, names) -> int:
+    """How many archs, from the first, have every baseline in the column's score store."""
+    from gpproxy.scoring import Protocol
+    from gpproxy.scoring.store import ScoreStore, suite_key
+    from gpproxy.spaces import get_space
+
+    space = SPACES[key].space
+    store = ScoreStore(RESULTS / f"transfer_{col}.scores.json",
+                       Protocol(space=space, batch=BASELINE_BATCH, seed=0, input=BASELINE_INPUT))
+    ds = get_space(space).datasets()[ds_name]
+    for i, a in enumerate(archs):
+        if any(store.get(ds.suite_name, suite_key(space, a), n) is None for n in names):
+            return i
+    return len(archs)
+
+
 def baseline_scores(col: str, key: str, ds_name: str, archs: list, names) -> dict:
     """{baseline: scores} under the baselines' own protocol, stored per space (resumable)."""
     from gpproxy.scoring import Protocol
@@ -197,7 +213,9 @@ def report(args) -> None:
 
             params_all = np.array([nb201.analytic_params(nb201.parse_arch(a)) for a in archs], dtype=float)
             formulas_all[col] = {label: metrics(s, acc, params_all) for label, s in scores.items()}
-        k = min(BASELINE_ARCHS[col], len(archs))
+        # the baselines on the archs `--stage baselines` finished (a prefix of the column's archs)
+        k = stored_prefix(col, key, ds, archs[:BASELINE_ARCHS[col]], column_baselines(col))
+        log(f"{col}: baselines on the first {k} report archs")
         archs, acc, scores = archs[:k], acc[:k], {label: s[:k] for label, s in scores.items()}
         scores.update(baseline_scores(col, key, ds, archs, column_baselines(col)))
         params = scores["params"]
