@@ -392,6 +392,7 @@ def zen(net, inputs, targets=None, loss_fn=None, seed: int = 0, mixup_gamma: flo
 
 def _registry() -> dict:
     from . import baselines_recent as recent
+    from .baselines_peers import PER_ARCH
 
     return {
         "synflow": synflow, "snip": snip, "grad_norm": grad_norm, "fisher": fisher,
@@ -400,6 +401,7 @@ def _registry() -> dict:
         "zico": recent.zico, "meco": recent.meco,
         "eznas_preact_grad": recent.eznas_preact_grad,
         "eznas_wgrad_noise": recent.eznas_wgrad_noise,
+        **PER_ARCH,
     }
 
 
