@@ -168,8 +168,10 @@ def hardware() -> str:
         model = next(ln.split(":", 1)[1].strip() for ln in open("/proc/cpuinfo") if ln.startswith("model name"))
     except (OSError, StopIteration):
         model = cpu
-    return (f"{model}, {os.cpu_count()} cores shared with other long-running jobs, torch {torch.__version__} "
-            f"with {torch.get_num_threads()} thread(s), nice 10, CPU only")
+    load = ", ".join(f"{v:.1f}" for v in os.getloadavg())
+    return (f"{model}, {os.cpu_count()} cores shared with other long-running jobs (load average {load} when "
+            f"this report was written), torch {torch.__version__} with {torch.get_num_threads()} thread(s), "
+            f"nice 10, CPU only")
 
 
 def render(result: dict) -> str:
@@ -212,6 +214,11 @@ NOTES = [
     "states.",
     "Published numbers are over all 15,625 archs (AZ-NAS: one seed; VKDNW: mean of 5 runs); ours over n "
     "archs with one init/minibatch seed: the bootstrap std is the subsample error of our estimate only.",
+    "s/arch is wall-clock per arch as stored (shared passes split evenly among their scores; aggregates: the "
+    "sum of their components), so it grows with the machine's load. CPU cost measured on 3 NB201 archs at "
+    "load ≈ 3 (1 thread, batch 64): AZ-NAS's pass 1.0-1.6 s, VKDNW's Fisher matrix 7-8 s (per-sample "
+    "Jacobian by output hooks; their torch.func vmap/jacrev route, kept as `exact_func`, ~12 s), "
+    "jacov 0.7-0.9 s.",
 ]
 
 
@@ -260,11 +267,18 @@ def main(argv=None) -> int:
                             for g in GROUPS},
               "datasets": {}, "published": PUBLISHED, "notes": NOTES,
               "written": dt.datetime.now().isoformat(timespec="seconds")}
+    notes = list(NOTES)
     for dataset in datasets:
         suite = get_space("nb201").datasets()[dataset].suite_name
         acc = {a: float(table[a][COLUMNS[dataset]]) for a in archs}
         result["datasets"][dataset] = {label: evaluate(stores[group, dataset], suite, archs, how, acc, args.boot, rng)
                                        for label, group, how in ROWS}
+        for group in GROUPS:
+            n = len(_done(stores[group, dataset], suite, archs, GROUPS[group][1]))
+            if n < len(archs):
+                notes.append(f"{dataset}, {group} protocol: {n} of the {len(archs)} archs scored so far (the run "
+                             f"stops at --until and resumes from its score store); rerun to complete.")
+    result["notes"] = notes
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     atomic_write_json(out.with_suffix(".json"), result)
