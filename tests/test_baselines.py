@@ -46,7 +46,8 @@ class TinyCNN(nn.Module):
 
 
 def test_registry_covers_the_issue():
-    want = set(NBSZ_PROXIES) | {"zico", "meco", "eznas_preact_grad", "eznas_wgrad_noise"} | set(PER_ARCH)
+    want = (set(NBSZ_PROXIES) | {"zico", "meco", "eznas_preact_grad", "eznas_wgrad_noise", "jacov_kaiming"}
+            | set(PER_ARCH))
     assert set(BASELINES) == want
     for name, fn in BASELINES.items():
         assert fn.__doc__ and any(ch.isdigit() for ch in fn.__doc__), f"{name}: cite the paper (year)"

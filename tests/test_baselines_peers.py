@@ -74,9 +74,9 @@ def test_components_sum_and_difference_the_stage_entropies():
     x = torch.randn(6, 3, 5, 5)
     got = aznas_components(net, x, seed=3)
     assert got["az_trainability"] == -math.inf  # an identity block, as AZ-NAS scores it
-    from gpproxy.baselines_peers import _peer_copy
+    from gpproxy.baselines_peers import peer_copy
 
-    model, _ = _peer_copy(net, 3)
+    model, _ = peer_copy(net, 3)
     ent = [spectral_entropy(f) for f in stage_features(model, x)]
     assert len(ent) == 3
     assert got["az_expressivity"] == pytest.approx(sum(ent))
