@@ -390,8 +390,21 @@ def zen(net, inputs, targets=None, loss_fn=None, seed: int = 0, mixup_gamma: flo
     return float(torch.log(diff)) + log_bn
 
 
+def jacov_kaiming(net, inputs, targets=None, loss_fn=None, seed: int = 0) -> float:
+    """jacov on a copy with AZ-NAS/VKDNW's Kaiming-normal fan-in init (``baselines_peers.peer_copy``).
+
+    VKDNW's NB201 ``compute_jacov_score`` (Týbl & Neumann, CVPR 2025)
+    re-initialises with ``kaiming_norm_fanin`` before NASWOT's Jacobian
+    covariance score; this is the jacov term of ``vkdnw_agg``.
+    """
+    from .baselines_peers import peer_copy
+
+    return jacov(peer_copy(net, seed)[0], inputs, targets)
+
+
 def _registry() -> dict:
     from . import baselines_recent as recent
+    from .baselines_peers import PER_ARCH
 
     return {
         "synflow": synflow, "snip": snip, "grad_norm": grad_norm, "fisher": fisher,
@@ -400,6 +413,7 @@ def _registry() -> dict:
         "zico": recent.zico, "meco": recent.meco,
         "eznas_preact_grad": recent.eznas_preact_grad,
         "eznas_wgrad_noise": recent.eznas_wgrad_noise,
+        **PER_ARCH, "jacov_kaiming": jacov_kaiming,
     }
 
 

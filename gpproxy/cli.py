@@ -246,7 +246,8 @@ def _bench_arguments(p) -> None:
                    help="comma-separated (default: all of the space's: NB201 cifar10,cifar100,imagenet16_120; "
                         "NDS cifar10 or imagenet; TNB101 class_object,class_scene)")
     p.add_argument("--target", default=None, help="ground-truth column, with one dataset (default: the dataset's)")
-    p.add_argument("--baselines", default="all", help="all | none | comma-separated baseline names")
+    p.add_argument("--baselines", default="all", help="all | none | comma-separated baseline names; aznas and vkdnw_agg "
+                   "are population-level (rank-combined across each trial's archs)")
     p.add_argument("--out", default="bench", help="output prefix: PREFIX.md, PREFIX.csv, PREFIX.scores.json")
     _common_arguments(p, archs="1000", trials=10)
     p.set_defaults(fn=cmd_bench)
@@ -300,19 +301,20 @@ def cmd_score(args) -> int:
 
 
 def cmd_bench(args) -> int:
-    from .baselines import BASELINES
     from .scoring import run_bench
+    from .scoring.proxies import baseline_names
 
     protocol = _setup(args)
+    known = baseline_names()
     if args.baselines == "all":
-        names = list(BASELINES)
+        names = known
     elif args.baselines == "none":
         names = []
     else:
         names = [n.strip() for n in args.baselines.split(",") if n.strip()]
-        unknown = [n for n in names if n not in BASELINES]
+        unknown = [n for n in names if n not in known]
         if unknown:
-            raise GpproxyError(f"unknown baseline {unknown[0]!r}; known: {', '.join(BASELINES)}")
+            raise GpproxyError(f"unknown baseline {unknown[0]!r}; known: {', '.join(known)}")
     if not names and not args.proxies:
         raise GpproxyError("nothing to bench: give proxies or leave --baselines at 'all'")
     archs = _archs_arg(args.archs)

@@ -8,6 +8,7 @@ import torch
 from torch import nn
 
 from gpproxy.baselines import BASELINES, FORMULA_DEFINED, NBSZ_PROXIES, epe_from_jacobian, jacobian_scores
+from gpproxy.baselines_peers import PER_ARCH
 from gpproxy.baselines_recent import eznas_program, eznas_scores, relu_conv_bn_groups
 from gpproxy.pack import load_pack
 from gpproxy.spaces import get_space, nb201
@@ -45,7 +46,8 @@ class TinyCNN(nn.Module):
 
 
 def test_registry_covers_the_issue():
-    want = set(NBSZ_PROXIES) | {"zico", "meco", "eznas_preact_grad", "eznas_wgrad_noise"}
+    want = (set(NBSZ_PROXIES) | {"zico", "meco", "eznas_preact_grad", "eznas_wgrad_noise", "jacov_kaiming"}
+            | set(PER_ARCH))
     assert set(BASELINES) == want
     for name, fn in BASELINES.items():
         assert fn.__doc__ and any(ch.isdigit() for ch in fn.__doc__), f"{name}: cite the paper (year)"

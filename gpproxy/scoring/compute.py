@@ -33,6 +33,7 @@ def _fresh_net(space, arch, ds: Dataset, seed: int, channels_last: bool):
 def _units(proxies: list) -> list:
     """Group proxies that share one pass: (names, fn(net, x, y, seed) -> {name: value}, nchw)."""
     from .. import baselines as B
+    from ..baselines_peers import PER_ARCH, peer_scores
     from ..baselines_recent import eznas_scores
 
     names = {p.name: p for p in proxies}
@@ -41,6 +42,7 @@ def _units(proxies: list) -> list:
         (B.FORMULA_DEFINED, lambda net, x, y, s, n: B.seed_formula_scores(net, x, y, n)),
         (("jacov", "epe_nas"), lambda net, x, y, s, n: B.jacobian_scores(net, x, y, n)),
         (("eznas_preact_grad", "eznas_wgrad_noise"), lambda net, x, y, s, n: eznas_scores(net, x, y, seed=s)),
+        (tuple(PER_ARCH), lambda net, x, y, s, n: peer_scores(net, x, y, s, n)),
     ]
     for group, fn in shared:
         members = [n for n in group if n in names and names[n].kind == "baseline"]
@@ -79,8 +81,12 @@ def score_arch(space, arch: str, ds: Dataset, seed: int, proxies: list, x, y) ->
 
 def compute_scores(archs: list, ds: Dataset, protocol: Protocol, proxies: list, store: ScoreStore,
                    labels: dict | None = None, cache_root=None, log=None) -> None:
-    """Fill ``store`` with every (arch, proxy) it lacks for dataset ``ds``."""
+    """Fill ``store`` with every (arch, proxy) it lacks for dataset ``ds``; a population-level
+    proxy stores its per-arch components (``proxies.per_arch``)."""
     from ..spaces import get_space
+    from .proxies import per_arch
+
+    proxies = per_arch(proxies)
 
     log = log or (lambda m: print(m, file=sys.stderr, flush=True))
     space = get_space(protocol.space)

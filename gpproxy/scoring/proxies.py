@@ -1,6 +1,14 @@
 """What can be scored: a baseline name (``gpproxy.baselines.BASELINES``), a
-formula string of a primitive pack, or an exported ``.py`` module defining
-``score(net, inputs, targets) -> float``."""
+population-level baseline (``gpproxy.baselines_peers.POPULATION``), a formula
+string of a primitive pack, or an exported ``.py`` module defining
+``score(net, inputs, targets) -> float``.
+
+A population-level proxy (AZ-NAS's ``aznas``, ``vkdnw_agg``) has no per-arch
+score of its own: its value for an arch combines per-arch component scores
+(ordinary baselines, stored as usual) across the archs scored together, so
+it changes with them. ``per_arch`` lists what must be computed and stored;
+``proxy_values`` is the one place that turns stored scores into a proxy's
+values over a set of archs."""
 from __future__ import annotations
 
 import hashlib
@@ -8,23 +16,35 @@ import importlib.util
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
+
 from ..errors import FormulaError, GpproxyError
 
 
 @dataclass
 class Proxy:
     name: str  # JSON key and table row: the formula, the baseline name, or STEM@sha256 of a module's content
-    kind: str  # "baseline" | "formula" | "module"
-    fn: object = None
+    kind: str  # "baseline" | "formula" | "module" | "population"
+    fn: object = None  # population: fn(list of component score arrays) -> scores
     tree: object = None
     source: str = ""
     pack: str = ""  # formulas: the primitive pack that parsed them
+    components: tuple = ()  # population: the per-arch baselines it combines
+
+
+def baseline_names() -> list:
+    """Every baseline name: per-arch ones, then the population-level ones."""
+    from ..baselines import BASELINES
+    from ..baselines_peers import POPULATION
+
+    return list(BASELINES) + list(POPULATION)
 
 
 def resolve_proxy(text: str, pack: str = "default") -> Proxy:
     """A baseline name, a ``zoo:NAME`` entry, an exported ``.py`` file or a formula string of ``pack``."""
     from ..baselines import BASELINES
     from .. import zoo
+    from ..baselines_peers import POPULATION
 
     text = str(text).strip()
     if zoo.is_zoo(text):
@@ -36,6 +56,10 @@ def resolve_proxy(text: str, pack: str = "default") -> Proxy:
         return Proxy(str(tree), "formula", tree=tree, source=f"{e.label} (pack {e.pack})", pack=e.pack)
     if text in BASELINES:
         return Proxy(text, "baseline", fn=BASELINES[text], source="gpproxy.baselines")
+    if text in POPULATION:
+        components, combine = POPULATION[text]
+        return Proxy(text, "population", fn=combine, source="gpproxy.baselines_peers (population-level)",
+                     components=tuple(components))
     if text.endswith(".py"):
         return _module_proxy(Path(text))
     from ..formula import parse_formula
@@ -45,7 +69,7 @@ def resolve_proxy(text: str, pack: str = "default") -> Proxy:
     try:
         tree = parse_formula(text, p)
     except FormulaError as e:
-        raise GpproxyError(f"proxy {text[:60]!r} is not a baseline ({', '.join(BASELINES)}), "
+        raise GpproxyError(f"proxy {text[:60]!r} is not a baseline ({', '.join(baseline_names())}), "
                            f"not a .py file, and not a formula of pack {pack!r}: {e}") from None
     return Proxy(str(tree), "formula", tree=tree, source=f"pack {pack}", pack=pack)
 
@@ -77,3 +101,35 @@ def resolve_proxies(texts, pack="default") -> list:
         seen.add(p.name)
         out.append(p)
     return out
+
+
+def per_arch(proxies: list) -> list:
+    """``proxies`` with each population-level one replaced by its components (once each)."""
+    out, seen = [], set()
+    for p in proxies:
+        for q in ([resolve_proxy(c) for c in p.components] if p.kind == "population" else [p]):
+            if q.name not in seen:
+                seen.add(q.name)
+                out.append(q)
+    return out
+
+
+def proxy_values(store, ds: str, keys: list, proxy: Proxy) -> np.ndarray:
+    """``proxy``'s scores on archs ``keys`` of dataset ``ds`` from the store; a population-level
+    proxy is combined from its stored components across exactly these archs."""
+    if proxy.kind != "population":
+        return store.scores(ds, keys, proxy.name)
+    return np.asarray(proxy.fn([store.scores(ds, keys, c) for c in proxy.components]), dtype=np.float64)
+
+
+def proxy_seconds(store, ds: str, key: str, proxy: Proxy) -> float:
+    """Seconds ``proxy`` took on one arch (a population-level one: its components' sum)."""
+    names = proxy.components if proxy.kind == "population" else (proxy.name,)
+    return float(sum(store.data[ds][key][n]["time"] for n in names))
+
+
+def population_notes(proxies: list) -> list:
+    """One line per population-level proxy: what it combines, and that its values depend on the archs scored."""
+    return [f"{p.name} is population-level: Σ log(rank/N) of {', '.join(p.components)} across the archs "
+            f"scored together (each trial's archs), so an arch's value depends on the others"
+            for p in proxies if p.kind == "population"]

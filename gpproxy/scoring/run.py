@@ -13,7 +13,8 @@ from ..fileio import atomic_write_text
 from ..spaces import get_space
 from .compute import compute_scores
 from .protocol import Protocol
-from .proxies import resolve_proxies, resolve_proxy
+from .proxies import (baseline_names, per_arch, population_notes, proxy_seconds, proxy_values, resolve_proxies,
+                      resolve_proxy)
 from .report import bench_header, bench_tables
 from .metrics import report, summarize, trial_indices
 from .store import ScoreStore, suite_key
@@ -35,7 +36,8 @@ def _with_space(protocol: Protocol, truth: Truth, archs):
 def run_score(proxy_text: str, benchmark, dataset: str | None = None, target=None, archs="all",
               trials: int = 1, protocol: Protocol | None = None, scores_path=None, cache_root=None,
               log=None) -> dict:
-    """One proxy on one dataset (default: the space's first): correlations over all archs or N archs x T trials."""
+    """One proxy on one dataset (default: the space's first): correlations over all archs or N archs x T trials
+    (a population-level proxy is combined within each trial's archs)."""
     protocol = protocol or Protocol()
     proxy = resolve_proxy(proxy_text, protocol.pack)
     truth = load_truth(benchmark, [dataset] if dataset else None, target, fallback=False, space=protocol.space,
@@ -46,14 +48,16 @@ def run_score(proxy_text: str, benchmark, dataset: str | None = None, target=Non
     needed = sorted({i for t in trial_sets for i in t})
     store = ScoreStore(scores_path or Path(cache_root or "caches/score") / "scores.json", protocol)
     chosen = [pool[i] for i in needed]
-    reused = sum(store.get(ds.suite_name, suite_key(protocol.space, a), proxy.name) is not None for a in chosen)
+    reused = sum(all(store.get(ds.suite_name, suite_key(protocol.space, a), p.name) is not None
+                     for p in per_arch([proxy])) for a in chosen)
     compute_scores(chosen, ds, protocol, [proxy], store, labels=suite_labels(store, truth, ds, col, lookup),
                    cache_root=cache_root, log=log)
     store.save()
-    rep = _trial_reports(store, ds, protocol, proxy.name, pool, trial_sets, lookup)
+    rep = _trial_reports(store, ds, protocol, proxy, pool, trial_sets, lookup)
     return {"proxy": proxy.name, "kind": proxy.kind, "space": protocol.space, "dataset": ds.name,
             "target": col, "num_classes": ds.num_classes, "resolution": protocol.resolution_for(ds),
-            "input": protocol.input, "benchmark": truth.source, "notes": truth.notes, "protocol": protocol.to_dict(),
+            "input": protocol.input, "benchmark": truth.source, "notes": truth.notes + population_notes([proxy]),
+            "protocol": protocol.to_dict(),
             "archs": len(trial_sets[0]), "trials": len(trial_sets), "scores": str(store.path), "reused": reused,
             **{k: v for k, v in rep.items()}}
 
@@ -76,12 +80,13 @@ def _pool_and_trials(lookup: dict, archs, trials: int, seed: int):
     return universe, trial_indices(len(universe), archs, trials, seed)
 
 
-def _trial_reports(store, ds, protocol, proxy_name, pool, trial_sets, lookup) -> dict:
+def _trial_reports(store, ds, protocol, proxy, pool, trial_sets, lookup) -> dict:
+    """Correlations per trial; a population-level proxy is combined within each trial's archs."""
     reps = []
     for idx in trial_sets:
         archs = [pool[i] for i in idx]
         keys = [suite_key(protocol.space, a) for a in archs]
-        reps.append(report(store.scores(ds.suite_name, keys, proxy_name),
+        reps.append(report(proxy_values(store, ds.suite_name, keys, proxy),
                            np.array([lookup[a] for a in archs])))
     return summarize(reps)
 
@@ -91,15 +96,15 @@ def run_bench(proxy_texts: list, benchmark, datasets=None, archs=1000, trials: i
               command: str = "", labels: bool = True, target: str | None = None) -> dict:
     """Every baseline plus ``proxy_texts`` on each dataset; Markdown + CSV + scores JSON.
 
-    ``datasets=None``: every dataset of the benchmark's space (NB201: cifar10,
-    cifar100, imagenet16_120). ``labels=False`` leaves the ground truth out of
+    ``baselines=None``: every per-arch and population-level baseline; a
+    population-level one (``aznas``, ``vkdnw_agg``) is combined within each
+    trial's archs. ``datasets=None``: every dataset of the benchmark's space
+    (NB201: cifar10, cifar100, imagenet16_120). ``labels=False`` leaves the ground truth out of
     the scores JSON (for files kept next to code, where the benchmark's table
     must not be copied).
     """
-    from ..baselines import BASELINES
-
     protocol = protocol or Protocol()
-    names = list(BASELINES) if baselines is None else list(baselines)
+    names = baseline_names() if baselines is None else list(baselines)
     proxies = resolve_proxies(names + list(proxy_texts), protocol.pack)
     truth = load_truth(benchmark, list(datasets) if datasets else None, target, space=protocol.space)
     protocol, archs = _with_space(protocol, truth, archs)
@@ -113,24 +118,24 @@ def run_bench(proxy_texts: list, benchmark, datasets=None, archs=1000, trials: i
         compute_scores(chosen, ds, protocol, proxies, store,
                        labels=suite_labels(store, truth, ds, col, lookup) if labels else None,
                        cache_root=cache_root, log=log)
-        results[name] = {p.name: _trial_reports(store, ds, protocol, p.name, pool, trial_sets, lookup)
+        results[name] = {p.name: _trial_reports(store, ds, protocol, p, pool, trial_sets, lookup)
                          for p in proxies}
         results[name]["_meta"] = {"target": col, "archs": len(trial_sets[0]), "trials": len(trial_sets),
                                   "scored": len(chosen), "seconds_per_arch": _seconds_per_arch(
                                       store, ds, protocol, chosen, proxies)}
-    header = bench_header(truth, protocol, archs, trials, command, time.perf_counter() - t0)
+    header = bench_header(truth, protocol, archs, trials, command, time.perf_counter() - t0) + population_notes(proxies)
     md, csv = bench_tables(results, proxies, truth, header)
     md_path, csv_path = Path(f"{out}.md"), Path(f"{out}.csv")
     atomic_write_text(md_path, md)
     atomic_write_text(csv_path, csv)
     return {"markdown": str(md_path), "csv": str(csv_path), "scores": str(store.path),
-            "results": results, "notes": truth.notes}
+            "results": results, "notes": truth.notes + population_notes(proxies)}
 
 
 def _seconds_per_arch(store, ds, protocol, archs, proxies) -> dict:
     out = {}
     for p in proxies:
-        t = [store.data[ds.suite_name][suite_key(protocol.space, a)][p.name]["time"] for a in archs]
+        t = [proxy_seconds(store, ds.suite_name, suite_key(protocol.space, a), p) for a in archs]
         out[p.name] = float(np.mean(t)) if t else 0.0
     return out
 
@@ -171,7 +176,8 @@ def score_proxy(proxy_text: str, archs=None, *, ground_truth=None, benchmark=Non
     arch of the ground truth) of ``protocol.space`` (default NB201).
 
     Ground truth, optional: an in-memory ``{arch: accuracy}`` mapping, or a ``benchmark`` spec as
-    ``gpproxy score --benchmark`` takes (its ``dataset`` / ``target``).
+    ``gpproxy score --benchmark`` takes (its ``dataset`` / ``target``). A population-level proxy
+    (``aznas``, ``vkdnw_agg``) is combined across exactly these archs: other archs, other values.
     """
     protocol = protocol or Protocol()
     if ground_truth is not None and benchmark is not None:
@@ -219,7 +225,7 @@ def score_proxy(proxy_text: str, archs=None, *, ground_truth=None, benchmark=Non
     labels = suite_labels(store, truth, ds, col, lookup) if truth is not None else None
     compute_scores(chosen, ds, protocol, [proxy], store, labels=labels, cache_root=cache_root, log=log)
     store.save()
-    values = store.scores(ds.suite_name, [suite_key(protocol.space, a) for a in chosen], proxy.name)
+    values = proxy_values(store, ds.suite_name, [suite_key(protocol.space, a) for a in chosen], proxy)
     acc = np.array([lookup[a] for a in chosen]) if lookup is not None else None
     return Scores(proxy.name, protocol.space, ds.name, chosen, values, acc,
                   report(values, acc) if acc is not None and len(chosen) > 1 else None)
