@@ -24,15 +24,24 @@ ROOT = Path(__file__).resolve().parents[1]
 ZOO = ROOT / "gpproxy" / "zoo"
 # Baselines computed by us on the report archs (population-level ones rank the
 # report archs of one space and dataset together).
-BASELINES = ("params", "flops", "synflow", "jacov", "nwot", "zico", "meco", "aznas", "vkdnw", "vkdnw_agg")
-CHEAP = ("params", "flops", "synflow", "nwot")  # NB101, the never-searched space: the CPU budget allows these
+CLASSIC_SET = ("params", "flops", "synflow", "jacov", "nwot", "zico", "meco")
+# What the CPU budget allowed per column: AZ-NAS (~1.3 s/arch) on NB201, VKDNW (~7 s/arch
+# at batch 64) on NB201 CIFAR-10 only, the cheap ones on NB101.
+COLUMN_BASELINES = {
+    "nb201-c10": CLASSIC_SET + ("aznas", "vkdnw_agg"),
+    "nb201-c100": CLASSIC_SET + ("aznas",),
+    "nb201-in16": CLASSIC_SET + ("aznas",),
+    "macro": CLASSIC_SET,
+    "darts": CLASSIC_SET,
+    "nb101": ("params", "flops", "synflow", "nwot"),
+}
 CLASSIC = ("synflow", "jacov", "grad_norm", "nwot", "zico", "meco")
 # grad_norm is the vocabulary formula sum_layers(frob(dW)) on the same statistics
 # (gpproxy.baselines.grad_norm is defined by it), so it is scored from the caches.
 VOCABULARY_BASELINES = {"grad_norm": "sum_layers(frob(dW))", "snip": "sum_layers(l1(mul(W, dW)))"}
 # Baselines need a network pass per arch (1-10 s each on this CPU): they are
 # computed on this many report archs per column (the first of the fixed draw).
-BASELINE_ARCHS = {"nb201-c10": 150, "nb201-c100": 150, "nb201-in16": 150, "macro": 100, "darts": 60, "nb101": 100}
+BASELINE_ARCHS = {"nb201-c10": 100, "nb201-c100": 150, "nb201-in16": 150, "macro": 60, "darts": 40, "nb101": 60}
 NB101_REPORT_ARCHS = 150  # its cache costs ~4 s per arch here: the first 150 of its report archs
 # The same minibatch as the formulas' statistics (batch 16, Gaussian noise, seed 0):
 # side by side on one input. experiments/verify_peers.py measures AZ-NAS and VKDNW
@@ -76,13 +85,16 @@ def targets(n_nb201: int, build: bool = True) -> dict:
         _, parts, acc = space_splits(key)
         ds = next(iter(get_space(SPACES[key].space).datasets()))  # each space's one dataset
         report = parts["report"][:NB101_REPORT_ARCHS] if key == "nb101" else parts["report"]
+        if key == "nb101":  # its cache is built in report order; the report uses what it holds
+            held = set(open_cache(SPACES[key].cache).archs())
+            report = [a for a in report if a in held]
         out[key] = (key, ds, report, np.array([acc[a] for a in report]),
                     SPACES[key].cache)
     return out
 
 
 def column_baselines(col: str) -> tuple:
-    return CHEAP if col == "nb101" else BASELINES
+    return COLUMN_BASELINES[col]
 
 
 def precompute_baselines(args) -> None:
@@ -106,17 +118,20 @@ def stored_prefix(col: str, key: str, ds_name: str, archs: list, names) -> int:
     store = ScoreStore(RESULTS / f"transfer_{col}.scores.json",
                        Protocol(space=space, batch=BASELINE_BATCH, seed=0, input=BASELINE_INPUT))
     ds = get_space(space).datasets()[ds_name]
+    from gpproxy.scoring.proxies import per_arch, resolve_proxies
+
+    needed = [p.name for p in per_arch(resolve_proxies(list(names)))]
     for i, a in enumerate(archs):
-        if any(store.get(ds.suite_name, suite_key(space, a), n) is None for n in names):
+        if any(store.get(ds.suite_name, suite_key(space, a), n) is None for n in needed):
             return i
     return len(archs)
 
 
-def baseline_scores(col: str, key: str, ds_name: str, archs: list, names) -> dict:
+def baseline_scores(col: str, key: str, ds_name: str, archs: list, names, compute: bool = True) -> dict:
     """{baseline: scores} under the baselines' own protocol, stored per space (resumable)."""
     from gpproxy.scoring import Protocol
     from gpproxy.scoring.compute import compute_scores
-    from gpproxy.scoring.proxies import resolve_proxies
+    from gpproxy.scoring.proxies import proxy_values, resolve_proxies
     from gpproxy.scoring.store import ScoreStore, suite_key
     from gpproxy.spaces import get_space
 
@@ -125,9 +140,10 @@ def baseline_scores(col: str, key: str, ds_name: str, archs: list, names) -> dic
     ds = get_space(space).datasets()[ds_name]
     store = ScoreStore(RESULTS / f"transfer_{col}.scores.json", protocol)  # one per column: parallel-safe
     proxies = resolve_proxies(list(names))
-    compute_scores(archs, ds, protocol, proxies, store, log=log)
+    if compute:
+        compute_scores(archs, ds, protocol, proxies, store, log=log)
     keys = [suite_key(space, a) for a in archs]
-    return {p.name: store.scores(ds.suite_name, keys, p.name) for p in proxies}
+    return {p.name: proxy_values(store, ds.suite_name, keys, p) for p in proxies}
 
 
 NBSZ_FILES = {  # NAS-Bench-Suite-Zero's published proxy scores (batch 64 CIFAR-10, NASLib's protocol)
@@ -217,7 +233,7 @@ def report(args) -> None:
         k = stored_prefix(col, key, ds, archs[:BASELINE_ARCHS[col]], column_baselines(col))
         log(f"{col}: baselines on the first {k} report archs")
         archs, acc, scores = archs[:k], acc[:k], {label: s[:k] for label, s in scores.items()}
-        scores.update(baseline_scores(col, key, ds, archs, column_baselines(col)))
+        scores.update(baseline_scores(col, key, ds, archs, column_baselines(col), compute=False))
         params = scores["params"]
         results[col] = {label: metrics(s, acc, params) for label, s in scores.items()}
     out = {"protocol": protocol_text(args, chosen), "selection": sel, "nb201_choice": nb,
