@@ -59,3 +59,18 @@ def test_export_zoo_entry_writes_its_measurements(fake_zoo, tmp_path, capsys):
     assert torch.isfinite(torch.tensor(mod.score(net, torch.randn(4, 3, 32, 32), torch.randint(0, 10, (4,)))))
     assert main(["export", "--formula", "zoo:tiny", "--pack", "default", "-o", str(out)]) == 2
     assert "zoo entry exports on its own" in capsys.readouterr().err
+
+
+def test_shipped_entries_parse_and_carry_their_report():
+    """zoo:nb201 and zoo:general exist, parse in their packs and hold the report's columns."""
+    from gpproxy.formula import parse_formula
+    from gpproxy.pack import load_pack
+
+    assert {"general", "nb201"} <= set(zoo.names())
+    for name in ("general", "nb201"):
+        e = zoo.entry(f"zoo:{name}")
+        assert str(parse_formula(e.formula, load_pack(e.pack))) == e.formula
+        assert e.protocol == {"batch": 16, "input": "noise", "seed": 0}
+        assert {"nb201-c10", "nb201-c100", "nb201-in16", "macro", "darts"} <= set(e.measured)
+        for column in e.measured.values():
+            assert -1 <= column["kendall"] <= 1 and column["n"] >= 2
