@@ -188,7 +188,9 @@ def metrics(scores, acc, params) -> dict:
         bad = 0
     return {"kendall": kendall(scores, acc), "spearman": spearman(scores, acc), "ndcg": ndcg(scores, acc),
             "top10pct": top_precision(scores, acc, max(1, len(acc) // 10)),
-            "within_params_deciles": within_groups(scores, acc, size_groups(params, 10), "kendall"),
+            # deciles need >= 5 archs each: n/a (nan) below 50 archs
+            "within_params_deciles": (within_groups(scores, acc, size_groups(params, 10), "kendall")
+                                      if len(acc) >= 50 else float("nan")),
             "n": len(acc), "non_finite": bad}
 
 
@@ -275,7 +277,8 @@ def markdown(out) -> str:
              "a choice. Columns: " + "; ".join(f"{c}: {R[c][next(iter(R[c]))]['n']} archs" for c in COLUMNS if c in R)
              + ".", "",
              f"- formulas: {out['protocol']['formulas']}", f"- baselines: {out['protocol']['baselines']}",
-             "- DARTS labels are NB301 *surrogate* predictions, not trainings; NB101 was searched by nothing.", ""]
+             "- DARTS labels are NB301 *surrogate* predictions, not trainings; NB101 was searched by nothing.",
+             "- nan: a constant score (no ranking), or τ within #params deciles on fewer than 50 archs.", ""]
     lines += ["## Leave-one-space-out choice of the search settings (validation archs only)", "",
               "| variant | " + " | ".join(f"τ on {s} ({LEFT_OUT_RUN[s].replace('-', ' ')})" for s in LEFT_OUT_RUN)
               + " | mean |", "|---" * (len(LEFT_OUT_RUN) + 2) + "|"]
