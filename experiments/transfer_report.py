@@ -226,11 +226,16 @@ def report(args) -> None:
         block = nbsz_block(col, key, archs, acc, {k: scores[k] for k in ("zoo:general", "zoo:nb201")})
         if block:
             nbsz[col] = block
-        if key == "nb201":  # the formulas on every drawn arch; baselines on the first BASELINE_ARCHS
+        # the formulas on every report arch of the column; the baselines on the first BASELINE_ARCHS
+        if key == "nb201":
             from gpproxy.spaces import nb201
 
             params_all = np.array([nb201.analytic_params(nb201.parse_arch(a)) for a in archs], dtype=float)
-            formulas_all[col] = {label: metrics(s, acc, params_all) for label, s in scores.items()}
+        else:
+            from gpproxy.tasks import arch_params
+
+            params_all = arch_params(cache, archs)  # conv + linear weights, from the cache's records
+        formulas_all[col] = {label: metrics(s, acc, params_all) for label, s in scores.items()}
         # the baselines on the archs `--stage baselines` finished (a prefix of the column's archs)
         k = stored_prefix(col, key, ds, archs[:BASELINE_ARCHS[col]], column_baselines(col))
         log(f"{col}: baselines on the first {k} report archs")
@@ -305,8 +310,8 @@ def markdown(out) -> str:
         lines.append("")
     F = out["formulas_on_all_drawn"]
     if F:
-        n = F["nb201-c10"]["zoo:nb201"]["n"]
-        lines += [f"## NB201: the formulas on all {n} drawn report archs (τ / ρ / top-10%)", "",
+        lines += ["## The formulas on every report arch of each column (τ / ρ / top-10%; n: "
+                  + ", ".join(f"{c} {F[c]['zoo:nb201']['n']}" for c in F) + ")", "",
                   "| formula | " + " | ".join(F) + " |", "|---" * (len(F) + 1) + "|"]
         for label in F["nb201-c10"]:
             lines.append(f"| {label} | " + " | ".join(
@@ -391,8 +396,9 @@ def write_zoo(out) -> None:
         f = out["formulas"][label]
         entry = {"name": name, "formula": f["formula"], "pack": f["pack"], "use": use,
                  "protocol": {"batch": 16, "input": "noise", "seed": 0},
-                 "measured": {c: {k: R[c][label][k] for k in ("kendall", "spearman", "ndcg", "top10pct",
-                                                               "within_params_deciles", "n")}
+                 # NB201: on all drawn report archs (the baselines' side-by-side subset is smaller)
+                 "measured": {c: {k: out["formulas_on_all_drawn"].get(c, R[c])[label][k]
+                                  for k in ("kendall", "spearman", "ndcg", "top10pct", "within_params_deciles", "n")}
                               for c in COLUMNS if c in R},
                  "source": "experiments/transfer.py (experiments/results/transfer.md)"}
         (ZOO / f"{name}.json").write_text(json.dumps(entry, indent=1) + "\n")
