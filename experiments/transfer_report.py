@@ -39,6 +39,9 @@ CLASSIC = ("synflow", "jacov", "grad_norm", "nwot", "zico", "meco")
 # grad_norm is the vocabulary formula sum_layers(frob(dW)) on the same statistics
 # (gpproxy.baselines.grad_norm is defined by it), so it is scored from the caches.
 VOCABULARY_BASELINES = {"grad_norm": "sum_layers(frob(dW))", "snip": "sum_layers(l1(mul(W, dW)))"}
+# The proxy experiments/discover_nb201.py chose before this study, for comparison on the same archs.
+PREVIOUS_NB201 = "previous NB201 proxy (discover_nb201 seed 2)"
+PREVIOUS_NB201_FORMULA = "sum_layers(square(square(square(neg(relu(hamming(neg(sign(dW)))))))))"
 # Baselines need a network pass per arch (1-10 s each on this CPU): they are
 # computed on this many report archs per column (the first of the fixed draw).
 BASELINE_ARCHS = {"nb201-c10": 100, "nb201-c100": 150, "nb201-in16": 150, "macro": 60, "darts": 40, "nb101": 60}
@@ -214,6 +217,7 @@ def report(args) -> None:
     general = selected(f"{chosen}-without-darts")  # the joint search: NB201 + NAS-Bench-Macro
     formulas = {"zoo:general": general, "zoo:nb201": (nb["formula"], nb["pack"])}
     formulas.update({f"{n} (vocabulary formula)": (f, "default") for n, f in VOCABULARY_BASELINES.items()})
+    formulas[PREVIOUS_NB201] = (PREVIOUS_NB201_FORMULA, "default")
     for s in SEARCHED:
         formulas[f"only {s}"] = selected(f"{chosen}-only-{s}")
     for seed, name in enumerate(nb["runs"]):
