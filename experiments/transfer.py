@@ -12,6 +12,10 @@ Stages (each resumable: runs resume, caches complete, scores are stored):
              variant with the best mean is chosen. No report arch is read.
 ``search2``  NB201 alone with the chosen variant, seeds 1 and 2 (zoo:nb201 is
              the seed with the best NB201 validation tau).
+``baselines`` the baselines that need a network pass per arch, into one score
+             store per report column (experiments/results/transfer_COLUMN.scores.json;
+             run one process per ``--columns`` in parallel); the report uses the
+             prefix of each column's archs that is complete.
 ``report``   every formula and every baseline on the REPORT archs of every space
              (NB201 CIFAR-10 valid / CIFAR-100 / ImageNet16-120, NAS-Bench-Macro,
              DARTS, and NB101, which no search saw): Kendall tau, Spearman rho,
@@ -22,7 +26,12 @@ Stages (each resumable: runs resume, caches complete, scores are stored):
     .venv/bin/python experiments/transfer.py --stage search1 [--shard 0/2]
     .venv/bin/python experiments/transfer.py --stage select
     .venv/bin/python experiments/transfer.py --stage search2 [--shard 0/2]
+    .venv/bin/python experiments/transfer.py --stage baselines [--columns nb201-c10 ...]
     .venv/bin/python experiments/transfer.py --stage report
+
+The caches of the search and report archs are built by the searches and the
+report themselves (NAS-Bench-Macro, DARTS and NB101: ``--stage report`` or a
+search builds what it lacks; run with OMP_NUM_THREADS=1 when processes share cores).
 """
 from __future__ import annotations
 
