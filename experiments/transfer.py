@@ -143,6 +143,17 @@ def space_splits(key: str):
     return _SPLITS[key]
 
 
+def ensure_cache(key: str, archs: list) -> None:
+    """Build whatever part of ``archs`` the space's cache lacks (spaces no search builds: DARTS, NB101)."""
+    from gpproxy.config import TaskConfig
+    from gpproxy.tasks import build_task_cache, cache_spec
+
+    s = SPACES[key]
+    bench, _, acc = space_splits(key)
+    build_task_cache(s.cache, cache_spec(TaskConfig(**s.task())), archs, bench, jobs=2,
+                     benchmark=str(s.benchmark), target=s.target, targets=acc, log=log)
+
+
 def formula_scores(key: str, part: str, formulas: dict, cache: str | None = None, archs=None) -> dict:
     """{label: scores} of formulas {label: (formula, pack)} on a part of a space's archs."""
     from gpproxy.cache import open_cache
@@ -167,6 +178,7 @@ def validation_tau(key: str, formulas: dict) -> dict:
 
     _, parts, acc = space_splits(key)
     archs = parts["validation"][:SPACES[key].selection_archs]
+    ensure_cache(key, archs)
     y = np.array([acc[a] for a in archs])
     return {label: kendall(s, y) if np.isfinite(s).all() else float("nan")
             for label, s in formula_scores(key, "validation", formulas, archs=archs).items()}

@@ -17,8 +17,8 @@ from pathlib import Path
 
 import numpy as np
 
-from transfer import (LEFT_OUT_RUN, RESULTS, RUNS, SEARCHED, SELECTION, SPACES, VARIANTS, formula_scores, log,
-                      selected, space_splits, validation_tau)
+from transfer import (LEFT_OUT_RUN, RESULTS, RUNS, SEARCHED, SELECTION, SPACES, VARIANTS, ensure_cache,
+                      formula_scores, log, selected, space_splits, validation_tau)
 
 ROOT = Path(__file__).resolve().parents[1]
 ZOO = ROOT / "gpproxy" / "zoo"
@@ -88,9 +88,8 @@ def targets(n_nb201: int, build: bool = True) -> dict:
         _, parts, acc = space_splits(key)
         ds = next(iter(get_space(SPACES[key].space).datasets()))  # each space's one dataset
         report = parts["report"][:NB101_REPORT_ARCHS] if key == "nb101" else parts["report"]
-        if key == "nb101":  # its cache is built in report order; the report uses what it holds
-            cache = open_cache(SPACES[key].cache)
-            report = [a for a in report if cache.status(a) == "ok"]
+        if build:
+            ensure_cache(key, report)
         out[key] = (key, ds, report, np.array([acc[a] for a in report]),
                     SPACES[key].cache)
     return out
