@@ -100,7 +100,7 @@ def run_plan(plan: dict, shard: str, only: str = "*") -> None:
     from fnmatch import fnmatch
 
     from gpproxy import evolve
-    from gpproxy.errors import GpproxyError
+    from gpproxy.errors import GpproxyError, InUseError
 
     k, n = (int(x) for x in shard.split("/"))
     names = [name for name in plan if fnmatch(name, only)]
@@ -109,18 +109,20 @@ def run_plan(plan: dict, shard: str, only: str = "*") -> None:
         if i % n != k:
             continue
         t0 = time.perf_counter()
+        run = None
         for attempt in range(60):
             try:
                 run = evolve(cfg, RUNS / name, plots=False, log=lambda m: None)
                 break
-            except GpproxyError as e:
+            except InUseError as e:
                 # a shared cache is locked only while another search completes it: wait; a run
                 # directory owned by another process is that process's to finish
-                if "cache" in str(e) and "in use" in str(e) and attempt < 59:
-                    time.sleep(10)
-                    continue
+                if e.what != "cache" or attempt == 59:
+                    log(f"{name}: not run now ({e})")
+                    break
+                time.sleep(10)
+            except GpproxyError as e:
                 log(f"{name}: not run now ({e})")
-                run = None
                 break
         if run is None:
             continue

@@ -70,9 +70,8 @@ def targets(n_nb201: int, build: bool = True) -> dict:
     # a prefix of one fixed draw of 3,000, so a larger --nb201-report-archs extends a smaller one
     pick = np.sort(np.random.default_rng(0).choice(len(rest), 3000, replace=False))
     archs = [rest[i] for i in pick][:n_nb201]
-    index = {a: i for i, a in enumerate(bench.archs)}
     canon = get_space("nb201").canonical
-    index = {canon(a): i for a, i in index.items()}
+    index = {canon(a): i for i, a in enumerate(bench.archs)}
     rows = [index[a] for a in archs]
     spec10 = open_cache(SPACES["nb201"].cache).spec
     for name, ds, column, spec in (("nb201-c10", "cifar10", "cifar10valid_valid", spec10),
@@ -110,37 +109,38 @@ def precompute_baselines(args) -> None:
         baseline_scores(col, key, ds, archs, names)
 
 
-def stored_prefix(col: str, key: str, ds_name: str, archs: list, names) -> int:
-    """How many archs, from the first, have every baseline in the column's score store."""
+def column_store(col: str, key: str, ds_name: str):
+    """(protocol, dataset, score store) of a column's baselines: one store per column, parallel-safe."""
     from gpproxy.scoring import Protocol
-    from gpproxy.scoring.store import ScoreStore, suite_key
+    from gpproxy.scoring.store import ScoreStore
     from gpproxy.spaces import get_space
 
     space = SPACES[key].space
-    store = ScoreStore(RESULTS / f"transfer_{col}.scores.json",
-                       Protocol(space=space, batch=BASELINE_BATCH, seed=0, input=BASELINE_INPUT))
-    ds = get_space(space).datasets()[ds_name]
-    from gpproxy.scoring.proxies import per_arch, resolve_proxies
+    protocol = Protocol(space=space, batch=BASELINE_BATCH, seed=0, input=BASELINE_INPUT)
+    return protocol, get_space(space).datasets()[ds_name], ScoreStore(RESULTS / f"transfer_{col}.scores.json", protocol)
 
+
+def stored_prefix(col: str, key: str, ds_name: str, archs: list, names) -> int:
+    """How many archs, from the first, have every baseline in the column's score store."""
+    from gpproxy.scoring.proxies import per_arch, resolve_proxies
+    from gpproxy.scoring.store import suite_key
+
+    protocol, ds, store = column_store(col, key, ds_name)
     needed = [p.name for p in per_arch(resolve_proxies(list(names)))]
     for i, a in enumerate(archs):
-        if any(store.get(ds.suite_name, suite_key(space, a), n) is None for n in needed):
+        if any(store.get(ds.suite_name, suite_key(protocol.space, a), n) is None for n in needed):
             return i
     return len(archs)
 
 
 def baseline_scores(col: str, key: str, ds_name: str, archs: list, names, compute: bool = True) -> dict:
-    """{baseline: scores} under the baselines' own protocol, stored per space (resumable)."""
-    from gpproxy.scoring import Protocol
+    """{baseline: scores} of a column's archs from its store (``compute``: fill what it lacks first)."""
     from gpproxy.scoring.compute import compute_scores
     from gpproxy.scoring.proxies import proxy_values, resolve_proxies
-    from gpproxy.scoring.store import ScoreStore, suite_key
-    from gpproxy.spaces import get_space
+    from gpproxy.scoring.store import suite_key
 
-    space = SPACES[key].space
-    protocol = Protocol(space=space, batch=BASELINE_BATCH, seed=0, input=BASELINE_INPUT)
-    ds = get_space(space).datasets()[ds_name]
-    store = ScoreStore(RESULTS / f"transfer_{col}.scores.json", protocol)  # one per column: parallel-safe
+    protocol, ds, store = column_store(col, key, ds_name)
+    space = protocol.space
     proxies = resolve_proxies(list(names))
     if compute:
         compute_scores(archs, ds, protocol, proxies, store, log=log)
@@ -180,20 +180,18 @@ def nbsz_block(col: str, key: str, archs: list, acc, ours: dict) -> dict | None:
 
 
 def metrics(scores, acc, params) -> dict:
-    from gpproxy.fitness import kendall, ndcg, spearman, top_precision, within_groups, size_groups
+    """fitness.score_report, nDCG and τ within #params deciles; a non-finite score ranks last (NASLib's rule)."""
+    from gpproxy.fitness import ndcg, score_report, size_groups, within_groups
 
     scores = np.asarray(scores, dtype=np.float64)
-    if not np.isfinite(scores).all() or np.ptp(scores) == 0:
-        bad = int((~np.isfinite(scores)).sum())
-        scores = np.where(np.isfinite(scores), scores, -1e30)  # NASLib's rule: a failed score ranks last
-    else:
-        bad = 0
-    return {"kendall": kendall(scores, acc), "spearman": spearman(scores, acc), "ndcg": ndcg(scores, acc),
-            "top10pct": top_precision(scores, acc, max(1, len(acc) // 10)),
-            # deciles need >= 5 archs each: n/a (nan) below 50 archs
-            "within_params_deciles": (within_groups(scores, acc, size_groups(params, 10), "kendall")
-                                      if len(acc) >= 50 else float("nan")),
-            "n": len(acc), "non_finite": bad}
+    bad = int((~np.isfinite(scores)).sum())
+    scores = np.where(np.isfinite(scores), scores, -1e30)
+    out = score_report(scores, acc)
+    out.update(ndcg=ndcg(scores, acc), non_finite=bad,
+               # deciles need >= 5 archs each: n/a (nan) below 50 archs
+               within_params_deciles=(within_groups(scores, acc, size_groups(params, 10), "kendall")
+                                      if len(acc) >= 50 else float("nan")))
+    return out
 
 
 def choose_nb201(chosen: str) -> dict:

@@ -13,6 +13,15 @@ class ArchError(GpproxyError, ValueError):
     """An architecture string / index / encoding that is not in the space."""
 
 
+class InUseError(GpproxyError):
+    """A run or cache directory is owned by another live process (gpproxy.lock);
+    ``what`` says which ("run" or "cache")."""
+
+    def __init__(self, message: str, what: str = ""):
+        super().__init__(message)
+        self.what = what
+
+
 class DataError(GpproxyError):
     """A missing, malformed or corrupt data file (table, cache, image batch)."""
 

@@ -162,13 +162,14 @@ class EvalContext:
         self.spec = spec
         self.pack = load_pack(spec.pack)
         self.pset = self.pack.pset()
-        self.caches, self.chunks, self.acc, self.subsets = {}, {}, {}, {}
+        self.caches, self.chunks, self.acc, self.subsets, self.groups = {}, {}, {}, {}, {}
         for t in spec.tasks:
             cache = self.caches[t.name] = open_cache(t.cache_root)
             self.chunks[t.name] = load_chunks(cache, list(t.archs), stats=list(self.pack.stats),
                                               device=spec.device, chunk_archs=spec.chunk_archs)
             self.acc[t.name] = np.asarray(t.acc, dtype=np.float64)
             self.subsets[t.name] = [np.asarray(s) for s in t.subsets]
+            self.groups[t.name] = [np.asarray(g) for g in t.size_groups]
         # Every chunk keeps its own memo during a batch: split one budget among them.
         n_chunks = sum(len(c) for c in self.chunks.values())
         self.memo_bytes = MATRIX_MEMO_BYTES // max(1, n_chunks)
@@ -208,7 +209,7 @@ class EvalContext:
                     results[f] = _invalid(why)
                     continue
                 per_task[f][t.name] = round(task_fitness(scores[f], self.acc[t.name], self.spec.correlation,
-                                                         self.subsets[t.name], t.size_groups,
+                                                         self.subsets[t.name], self.groups[t.name],
                                                          self.spec.size_weight), FITNESS_DIGITS)
         for f in trees:
             if f not in results:

@@ -22,7 +22,7 @@ import socket
 import sys
 from pathlib import Path
 
-from .errors import GpproxyError
+from .errors import InUseError
 
 LOCK_NAME = ".gpproxy.lock"
 
@@ -41,7 +41,7 @@ def owned(directory, what: str, log=None):
     """Hold ``directory`` (created if needed) for this process while the block runs.
 
     ``what`` names the directory in messages ("run directory", "cache").
-    Raises GpproxyError when another live process holds it.
+    Raises InUseError (a GpproxyError) when another live process holds it.
     """
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
@@ -55,8 +55,8 @@ def owned(directory, what: str, log=None):
             os.close(fd)
             if e.errno not in (errno.EAGAIN, errno.EACCES, errno.EWOULDBLOCK):
                 raise
-            raise GpproxyError(f"{what} {directory} is in use by {_describe(holder)}; wait for it to "
-                               f"finish or use another directory") from None
+            raise InUseError(f"{what} {directory} is in use by {_describe(holder)}; wait for it to "
+                               f"finish or use another directory", what=what) from None
         # The file may have been unlinked by its previous owner between our
         # open and flock: then we locked a dead inode; open again.
         try:

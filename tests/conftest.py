@@ -37,6 +37,29 @@ def tiny_table(tmp_path_factory) -> Path:
     return path
 
 
+def import_file(path: Path):
+    """Import an exported proxy module from its file."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(path.stem, path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+@pytest.fixture(scope="session")
+def exact_cache(tmp_path_factory):
+    """(cache, spec, archs): 4 NB201 archs at batch 4 in float32, for exports vs. the engine."""
+    from gpproxy.cache import CacheSpec, build_cache
+    from gpproxy.probe import ProbeConfig
+    from gpproxy.spaces import get_space
+
+    spec = CacheSpec(batch=4, storage="float32", probe=ProbeConfig(act_features=16, weight_rows=8, weight_cols=16))
+    archs = [get_space("nb201").all_archs()[i] for i in (3, 777, 4242, 9001)]
+    root = tmp_path_factory.mktemp("exact")
+    return build_cache(root / "c", spec, archs, log=lambda m: None), spec, archs
+
+
 def tiny_config(table: Path, cache: Path, **search):
     from gpproxy.config import config_from_dict
 

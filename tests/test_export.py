@@ -1,16 +1,16 @@
 """Exported modules score real NB201 nets exactly as the engine does."""
-import importlib.util
 
 import pytest
 import torch
 
-from gpproxy.cache import CacheSpec, build_cache, load_input
+from gpproxy.cache import load_input
 from gpproxy.export import export_formula
 from gpproxy.formula import FormulaEval, parse_formula
 from gpproxy.pack import load_pack
 from gpproxy.probe import ProbeConfig
 from gpproxy.spaces import get_space
 from gpproxy.statset import load_statset
+from tests.conftest import import_file as _import
 
 FORMULAS = [
     "sum_layers(l1(mul(W, dW)))",
@@ -26,23 +26,6 @@ FORMULAS = [
     "sum_layers(sum(mul(W, dW)))",
     "sum_layers(l1(mul(dZ, Z)))",
 ]
-
-
-def _import(path):
-    spec = importlib.util.spec_from_file_location(path.stem, path)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
-
-
-@pytest.fixture(scope="module")
-def exact_cache(tmp_path_factory):
-    spec = CacheSpec(batch=4, storage="float32",
-                     probe=ProbeConfig(act_features=16, weight_rows=8, weight_cols=16))
-    space = get_space("nb201")
-    archs = [space.all_archs()[i] for i in (3, 777, 4242, 9001)]
-    root = tmp_path_factory.mktemp("exact")
-    return build_cache(root / "c", spec, archs, log=lambda m: None), spec, archs
 
 
 @pytest.mark.parametrize("formula", FORMULAS)

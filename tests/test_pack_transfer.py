@@ -1,7 +1,6 @@
 """The transfer pack (primitives/transfer.py): hand-checked values of its new
 primitives, the layer order they rely on, chunking invariance, parse/render,
 exports equal to the engine, and a short evolution."""
-import importlib.util
 import math
 import random
 
@@ -12,6 +11,7 @@ from deap import gp
 
 from gpproxy.formula import FormulaEval, canonical, parse_formula, to_math
 from gpproxy.pack import Net, load_pack
+from tests.conftest import import_file
 
 NEW_REDUCE = ("eig_entropy", "eff_rank", "top_eig")
 NEW_AGGREGATE = ("last_minus_first", "depth_slope", "min_layers", "std_layers")
@@ -236,25 +236,6 @@ EXPORTED = [
 ]
 
 
-def _import(path):
-    spec = importlib.util.spec_from_file_location(path.stem, path)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
-
-
-@pytest.fixture(scope="module")
-def exact_cache(tmp_path_factory):
-    from gpproxy.cache import CacheSpec, build_cache
-    from gpproxy.probe import ProbeConfig
-    from gpproxy.spaces import get_space
-
-    spec = CacheSpec(batch=4, storage="float32", probe=ProbeConfig(act_features=16, weight_rows=8, weight_cols=16))
-    archs = [get_space("nb201").all_archs()[i] for i in (3, 777, 4242, 9001)]
-    root = tmp_path_factory.mktemp("transfer_exact")
-    return build_cache(root / "c", spec, archs, log=lambda m: None), spec, archs
-
-
 @pytest.mark.parametrize("formula", EXPORTED)
 def test_export_equals_engine(formula, pack, exact_cache, tmp_path, one_torch_thread):
     from gpproxy.cache import load_input
@@ -269,7 +250,7 @@ def test_export_equals_engine(formula, pack, exact_cache, tmp_path, one_torch_th
     assert "primitive pack transfer" in src
     for name in NEW_REDUCE + NEW_AGGREGATE:  # copied verbatim where used
         assert (f"def p_{name}(" in src) == (f"{name}(" in formula), name
-    mod = _import(out)
+    mod = import_file(out)
     engine = FormulaEval(pack)(parse_formula(formula, pack), load_statset(cache, archs))
     assert engine.std() > 0
     x, y, _ = load_input(spec)

@@ -1,5 +1,4 @@
 """The proxy zoo: named entries usable wherever a formula is (score, bench, export)."""
-import importlib.util
 import json
 
 import pytest
@@ -8,6 +7,7 @@ import torch
 from gpproxy import zoo
 from gpproxy.errors import GpproxyError
 from gpproxy.spaces import get_space
+from tests.conftest import import_file
 
 
 @pytest.fixture
@@ -51,9 +51,7 @@ def test_export_zoo_entry_writes_its_measurements(fake_zoo, tmp_path, capsys):
     assert main(["export", "zoo:tiny", "-o", str(out)]) == 0
     text = out.read_text()
     assert "zoo:tiny" in text and "Kendall tau 0.5" in text
-    spec = importlib.util.spec_from_file_location("tiny_proxy", out)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
+    mod = import_file(out)
     torch.manual_seed(0)
     net = get_space("nb201").build(get_space("nb201").all_archs()[5], 10)
     assert torch.isfinite(torch.tensor(mod.score(net, torch.randn(4, 3, 32, 32), torch.randint(0, 10, (4,)))))

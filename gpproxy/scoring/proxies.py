@@ -49,11 +49,7 @@ def resolve_proxy(text: str, pack: str = "default") -> Proxy:
     text = str(text).strip()
     if zoo.is_zoo(text):
         e = zoo.entry(text)
-        from ..formula import parse_formula
-        from ..pack import load_pack
-
-        tree = parse_formula(e.formula, load_pack(e.pack))
-        return Proxy(str(tree), "formula", tree=tree, source=f"{e.label} (pack {e.pack})", pack=e.pack)
+        return _formula_proxy(e.formula, e.pack, f"{e.label} (pack {e.pack})")
     if text in BASELINES:
         return Proxy(text, "baseline", fn=BASELINES[text], source="gpproxy.baselines")
     if text in POPULATION:
@@ -62,16 +58,19 @@ def resolve_proxy(text: str, pack: str = "default") -> Proxy:
                      components=tuple(components))
     if text.endswith(".py"):
         return _module_proxy(Path(text))
+    return _formula_proxy(text, pack, f"pack {pack}")
+
+
+def _formula_proxy(text: str, pack: str, source: str) -> Proxy:
     from ..formula import parse_formula
     from ..pack import load_pack
 
-    p = load_pack(pack)
     try:
-        tree = parse_formula(text, p)
+        tree = parse_formula(text, load_pack(pack))
     except FormulaError as e:
         raise GpproxyError(f"proxy {text[:60]!r} is not a baseline ({', '.join(baseline_names())}), "
                            f"not a .py file, and not a formula of pack {pack!r}: {e}") from None
-    return Proxy(str(tree), "formula", tree=tree, source=f"pack {pack}", pack=pack)
+    return Proxy(str(tree), "formula", tree=tree, source=source, pack=pack)
 
 
 def _module_proxy(path: Path) -> Proxy:
