@@ -57,6 +57,7 @@ VARIANTS = {  # compared by leave-one-space-out on validation archs
     "base": {"pack": "default", "size_weight": 0.0},
     "size": {"pack": "default", "size_weight": 0.5},
     "vocab+size": {"pack": "transfer", "size_weight": 0.5},
+    "vocab+pop+size": {"pack": "population", "size_weight": 0.5},  # + log-rank combination (population-level)
 }
 SEARCH = {"population": 100, "generations": 20, "init_min_height": 2, "init_max_height": 5, "max_height": 9,
           "seed_baselines": True, "backend": "serial", "jobs": 1}

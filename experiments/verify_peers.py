@@ -3,7 +3,7 @@
 Scores N random NB201 archs (fixed seed) under each method's own protocol
 and writes ``experiments/results/verify_peers.{json,md}``: Kendall τ and
 Spearman ρ of ``aznas``, each AZ-NAS component, ``vkdnw``, ``vkdnw_single``,
-``vkdnw_agg`` (and two variants), next to the published numbers, with the
+``vkdnw_agg`` (and a variant), next to the published numbers, with the
 bootstrap std of our n-arch estimate.
 
 Protocols (from the authors' NB201 code):
@@ -12,10 +12,16 @@ Protocols (from the authors' NB201 code):
   N(0, 1) noise (``az_nas`` is not in the notebook's ``real_input_metrics``),
   Kaiming fan-in init, accuracy = NATS ``cifar10`` ``ori-test`` at 200 epochs
   (``cifar10_test`` of the staged table).
-* VKDNW (ondratybl/VKDNW): their NB201 driver script is not in the
-  repository; we use batch 64 of real CIFAR-10 images (the staged npz), the
-  same Kaiming init, and the same accuracy columns as AZ-NAS's notebook, on
-  which their code is built.
+* VKDNW (ondratybl/VKDNW): their NB201 driver ``NB201/tss_general_.py`` and
+  analysis ``NB201/tss_utils.py`` were deleted from the repository's HEAD but
+  live in its history (e.g. commit 779a3a8, "table 1 adjust"): VKDNW and the
+  AZ-NAS terms on noise (``--real_input`` off by default), jacov on real
+  training images (its ``real_input_metrics``), batch 64, the same Kaiming
+  init and accuracy column; VKDNW_agg = Σ log-rank of VKDNW_single (ℵ, then
+  the entropy), jacov, expressivity, trainability and FLOPs.
+
+Both draw a new minibatch per arch (``torch.randn`` per call; a shuffled
+loader): so do we (``per_arch_seed``), from the staged CIFAR-10 images.
 
 Resumable: per-arch scores live in content-keyed score stores
 (``--scores-dir``); a rerun computes only what is missing. ``--until HH:MM``
@@ -52,26 +58,27 @@ TABLE = "nb201/nb201_accuracies_200ep.csv.gz"
 IMAGES = "images/cifar10_jpeg_subset_2000.npz"
 #: dataset -> (gpproxy dataset, staged accuracy column the authors rank against)
 COLUMNS = {"cifar10": "cifar10_test", "cifar100": "cifar100_test", "imagenet16_120": "imagenet16_120_test"}
+#: protocol group -> (input, per-arch scores). As the authors' NB201 driver runs them
+#: (VKDNW's ``NB201/tss_general_.py`` in its history, default ``--real_input`` off):
+#: AZ-NAS's and VKDNW's terms on Gaussian noise, jacov on real training images.
 GROUPS = {
-    "az": ("noise", AZ_COMPONENTS + ("flops",)),
-    "vk": ("images", ("vkdnw", "vkdnw_single", "jacov_kaiming") + AZ_COMPONENTS + ("flops", "params")),
+    "noise": ("noise", AZ_COMPONENTS + ("flops", "params", "vkdnw", "vkdnw_single")),
+    "images": ("images", ("jacov_kaiming",)),
 }
-# (label, group, how): per-arch names, or population aggregates over per-arch names
+GROUP_OF = {name: g for g, (_, names) in GROUPS.items() for name in names}
+# (label, how): a per-arch name, or the per-arch names a population aggregate combines
 ROWS = [
-    ("aznas", "az", POPULATION["aznas"][0]),
-    ("az_expressivity", "az", "az_expressivity"),
-    ("az_progressivity", "az", "az_progressivity"),
-    ("az_trainability", "az", "az_trainability"),
-    ("flops", "az", "flops"),
-    ("vkdnw", "vk", "vkdnw"),
-    ("vkdnw_single", "vk", "vkdnw_single"),
-    ("jacov_kaiming", "vk", "jacov_kaiming"),
-    ("vkdnw_agg", "vk", POPULATION["vkdnw_agg"][0]),
-    ("vkdnw_agg with vkdnw_single", "vk", ("vkdnw_single", "jacov_kaiming", "az_expressivity", "az_trainability",
-                                           "flops")),
-    ("vkdnw_agg as in their MBV2 search code", "vk", ("flops", "az_expressivity", "az_progressivity", "vkdnw",
-                                                       "az_trainability")),
-    ("aznas on real images", "vk", POPULATION["aznas"][0]),
+    ("aznas", POPULATION["aznas"][0]),
+    ("az_expressivity", "az_expressivity"),
+    ("az_progressivity", "az_progressivity"),
+    ("az_trainability", "az_trainability"),
+    ("flops", "flops"),
+    ("params", "params"),
+    ("vkdnw", "vkdnw"),
+    ("vkdnw_single", "vkdnw_single"),
+    ("jacov_kaiming", "jacov_kaiming"),
+    ("vkdnw_agg", POPULATION["vkdnw_agg"][0]),
+    ("vkdnw_agg with the entropy alone", ("vkdnw", "jacov_kaiming", "az_expressivity", "az_trainability", "flops")),
 ]
 # Published numbers on all 15,625 archs: (tau, rho) per dataset.
 PUBLISHED = {
@@ -101,32 +108,42 @@ def chosen_archs(n: int, seed: int) -> list:
 
 
 def protocol_of(group: str, shared: Path, batch: int, seed: int) -> Protocol:
+    """A fresh minibatch per arch, as the authors' drivers draw one per call (noise: ``torch.randn``;
+    images: the next batch of a shuffled loader)."""
     kind = GROUPS[group][0]
-    return Protocol(batch=batch, seed=seed, input="noise" if kind == "noise" else f"npz:{(shared / IMAGES).resolve()}")
+    return Protocol(batch=batch, seed=seed, per_arch_seed=True,
+                    input="noise" if kind == "noise" else f"npz:{(shared / IMAGES).resolve()}")
 
 
-def score_group(group, archs, dataset, shared, args, deadline) -> ScoreStore:
+def open_store(group, dataset, shared, args) -> ScoreStore:
+    prot = protocol_of(group, shared, args.batch, args.seed)
+    return ScoreStore(Path(args.scores_dir) / f"{group}-{dataset}.scores.json", prot)
+
+
+def score_groups(groups, archs, dataset, shared, args, deadline) -> dict:
+    """Score ``archs`` chunk by chunk, every group on each chunk (so a run stopped at the
+    deadline has every row on the same archs); {group: ScoreStore}."""
     from gpproxy.scoring.proxies import resolve_proxies
 
-    prot = protocol_of(group, shared, args.batch, args.seed)
     ds = get_space("nb201").datasets()[dataset]
-    store = ScoreStore(Path(args.scores_dir) / f"{group}-{dataset}.scores.json", prot)
-    proxies = resolve_proxies(GROUPS[group][1])
+    stores = {g: open_store(g, dataset, shared, args) for g in groups}
     for lo in range(0, len(archs), args.chunk):
         if deadline and time.time() > deadline:
-            print(f"[{group}/{dataset}] stopping at the deadline after {lo} archs", flush=True)
+            print(f"[{dataset}] stopping at the deadline after {lo} archs", flush=True)
             break
-        compute_scores(archs[lo:lo + args.chunk], ds, prot, proxies, store, log=lambda m: None)
-        print(f"[{group}/{dataset}] {min(lo + args.chunk, len(archs))}/{len(archs)} at "
-              f"{dt.datetime.now():%H:%M:%S}", flush=True)
-    store.save()
-    return store
+        for g in groups:
+            compute_scores(archs[lo:lo + args.chunk], ds, stores[g].protocol, resolve_proxies(GROUPS[g][1]),
+                           stores[g], log=lambda m: None)
+        print(f"[{dataset}] {min(lo + args.chunk, len(archs))}/{len(archs)} at {dt.datetime.now():%H:%M:%S}",
+              flush=True)
+    for store in stores.values():
+        store.save()
+    return stores
 
 
-def _done(store, suite, archs, names) -> list:
-    keys = [suite_key("nb201", a) for a in archs]
-    return [a for a, k in zip(archs, keys)
-            if all(store.get(suite, k, n) is not None for n in names)]
+def _done(stores, suite, archs, names) -> list:
+    return [a for a in archs
+            if all(stores[GROUP_OF[n]].get(suite, suite_key("nb201", a), n) is not None for n in names)]
 
 
 def correlations(x, y) -> tuple:
@@ -135,13 +152,14 @@ def correlations(x, y) -> tuple:
     return float(kendalltau(x, y)[0]), float(spearmanr(x, y)[0])
 
 
-def evaluate(store, suite, archs, how, acc, n_boot, rng) -> dict:
+def evaluate(stores, suite, archs, how, acc, n_boot, rng) -> dict:
+    """τ and ρ of one row on the archs whose every component is scored; ``stores``: group -> ScoreStore."""
     names = (how,) if isinstance(how, str) else tuple(how)
-    done = _done(store, suite, archs, names)
+    done = _done(stores, suite, archs, names)
     if len(done) < 3:
         return {"n": len(done)}
     keys = [suite_key("nb201", a) for a in done]
-    cols = [store.scores(suite, keys, n) for n in names]
+    cols = [stores[GROUP_OF[n]].scores(suite, keys, n) for n in names]
     y = np.array([acc[a] for a in done])
 
     def value(idx):
@@ -153,7 +171,7 @@ def evaluate(store, suite, archs, how, acc, n_boot, rng) -> dict:
         idx = rng.integers(0, len(done), len(done))
         boots.append(correlations(value(idx), y[idx]))
     boots = np.array(boots)
-    secs = [sum(store.data[suite][k][n]["time"] for n in names) for k in keys]
+    secs = [sum(stores[GROUP_OF[n]].data[suite][k][n]["time"] for n in names) for k in keys]
     return {"n": len(done), "kendall": tau, "spearman": rho,
             "kendall_boot_std": float(boots[:, 0].std()) if n_boot else None,
             "spearman_boot_std": float(boots[:, 1].std()) if n_boot else None,
@@ -200,25 +218,24 @@ def render(result: dict) -> str:
 
 
 NOTES = [
-    "AZ-NAS rows use AZ-NAS's notebook protocol (noise input, batch 64); `aznas on real images` is the "
-    "same aggregate from the VKDNW-protocol run (CIFAR-10 images).",
-    "VKDNW's NB201 driver (`tss_general_.py`, named in its README) is not in the public repository: its "
-    "input (noise or images), batch and the exact terms of VKDNW_agg are taken from the paper (Sec. 4: "
-    "VKDNW with jacov, expressivity, trainability and FLOPs) and its MBV2 search code (which ranks FLOPs, "
-    "expressivity, progressivity, vkdnw_entropy, trainability: the `as in their MBV2 search code` row).",
-    "VKDNW's parameter subset: element 0 of each of the first 128 parameter tensors (their NB201 "
-    "`params_grad_len=128`; with their default `p=0.` the index list would be empty, so the driver must pass "
-    "p=1, one index per tensor, which we assume).",
+    "AZ-NAS rows use AZ-NAS's notebook protocol (noise input, batch 64, a fresh minibatch per arch).",
+    "VKDNW rows: their NB201 driver and analysis code from the repository's history (see the docstring): "
+    "VKDNW and the AZ-NAS terms on noise, jacov on real images; VKDNW_agg sums the log-ranks of "
+    "VKDNW_single, jacov, expressivity, trainability and FLOPs. Their table's archs: their analysis keeps the "
+    "archs that have GRAF features (`nb201_features.csv` of the GRAF project, probably NB201 without "
+    "isomorphic duplicates) and averages 5 seeds; ours are random archs of all 15,625, one seed.",
+    "VKDNW's parameter subset: element 0 of each of the first 128 parameter tensors (their Table 1 code's "
+    "`get_jacobian_index(model, input, 0, params_grad_len=128)`); their F is mean_n (L_n J_n)ᵀ(L_n J_n), "
+    "float32, in eval mode; ours the same in float64 (entropies within 1e-3 of a float32 replica on 2 archs).",
     f"VKDNW's own table re-runs AZ-NAS at τ {PUBLISHED_AZ_RERUN_C10[0]} / ρ {PUBLISHED_AZ_RERUN_C10[1]} on "
-    "CIFAR-10, below AZ-NAS's notebook (0.741 / 0.913): the two papers' protocols differ in a way neither "
-    "states.",
+    "CIFAR-10, below AZ-NAS's notebook (0.741 / 0.913); their arch set (above) and 5-seed mean differ.",
     "Published numbers are over all 15,625 archs (AZ-NAS: one seed; VKDNW: mean of 5 runs); ours over n "
     "archs with one init/minibatch seed: the bootstrap std is the subsample error of our estimate only.",
     "s/arch is wall-clock per arch as stored (shared passes split evenly among their scores; aggregates: the "
-    "sum of their components), so it grows with the machine's load. CPU cost measured on 3 NB201 archs at "
-    "load ≈ 3 (1 thread, batch 64): AZ-NAS's pass 1.0-1.6 s, VKDNW's Fisher matrix 7-8 s (per-sample "
-    "Jacobian by output hooks; their torch.func vmap/jacrev route, kept as `exact_func`, ~12 s), "
-    "jacov 0.7-0.9 s.",
+    "sum of their components), so it grows with the machine's load. VKDNW's Fisher matrix: 9 backward "
+    "passes of the batch through output hooks (the last logit's row never counts); a single vmapped "
+    "backward (`is_grads_batched`) gave the same Jacobian but took 1.8x longer on this CPU, and their "
+    "torch.func vmap/jacrev route (kept as `exact_func`) ~1.6x longer.",
 ]
 
 
@@ -229,7 +246,7 @@ def main(argv=None) -> int:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--batch", type=int, default=64)
     ap.add_argument("--datasets", default="cifar10")
-    ap.add_argument("--groups", default="az,vk", help="which protocol runs to score: az, vk")
+    ap.add_argument("--groups", default="noise,images", help="which protocol runs to score: noise, images")
     ap.add_argument("--chunk", type=int, default=20)
     ap.add_argument("--until", default=None, help="HH:MM: stop scoring then and report on what is done")
     ap.add_argument("--report-only", action="store_true", help="no scoring: report on the stored scores")
@@ -254,12 +271,10 @@ def main(argv=None) -> int:
     groups = [g.strip() for g in args.groups.split(",") if g.strip()]
     stores = {}
     for dataset in datasets:
+        scored = score_groups([g for g in GROUPS if g in groups], archs, dataset, shared, args, deadline) \
+            if not args.report_only else {}
         for group in GROUPS:
-            if group in groups and not args.report_only:
-                stores[group, dataset] = score_group(group, archs, dataset, shared, args, deadline)
-            else:
-                prot = protocol_of(group, shared, args.batch, args.seed)
-                stores[group, dataset] = ScoreStore(Path(args.scores_dir) / f"{group}-{dataset}.scores.json", prot)
+            stores[group, dataset] = scored.get(group) or open_store(group, dataset, shared, args)
     rng = np.random.default_rng(12345)
     result = {"hardware": hardware(), "archs_requested": args.archs, "seed": args.seed,
               "protocols": {g: f"{protocol_of(g, shared, args.batch, args.seed).to_dict()}; Kaiming-normal "
@@ -271,10 +286,11 @@ def main(argv=None) -> int:
     for dataset in datasets:
         suite = get_space("nb201").datasets()[dataset].suite_name
         acc = {a: float(table[a][COLUMNS[dataset]]) for a in archs}
-        result["datasets"][dataset] = {label: evaluate(stores[group, dataset], suite, archs, how, acc, args.boot, rng)
-                                       for label, group, how in ROWS}
+        by_group = {g: stores[g, dataset] for g in GROUPS}
+        result["datasets"][dataset] = {label: evaluate(by_group, suite, archs, how, acc, args.boot, rng)
+                                       for label, how in ROWS}
         for group in GROUPS:
-            n = len(_done(stores[group, dataset], suite, archs, GROUPS[group][1]))
+            n = len(_done(by_group, suite, archs, GROUPS[group][1]))
             if n < len(archs):
                 notes.append(f"{dataset}, {group} protocol: {n} of the {len(archs)} archs scored so far (the run "
                              f"stops at --until and resumes from its score store); rerun to complete.")

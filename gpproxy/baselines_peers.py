@@ -203,8 +203,11 @@ def _element0_contribution(module: nn.Module, pname: str, x: torch.Tensor):
     return None
 
 
-def _jacobian_by_hooks(net, inputs, chosen):
+def _jacobian_by_hooks(net, inputs, chosen, skip_last: bool = False):
     """(N, C, P) per-sample logit Jacobian w.r.t. element 0 of each chosen parameter, or None.
+
+    ``skip_last`` leaves the last logit's row at zero without computing it
+    (the Fisher matrix's L has a zero last column, so that row never counts).
 
     In eval mode samples do not interact, so adding e_n·(∂out/∂θ₀) to sample
     n's output channel 0 (e = 0) makes ∂(Σ_n logit_nc)/∂e_n the per-sample
@@ -240,6 +243,9 @@ def _jacobian_by_hooks(net, inputs, chosen):
         return None, None
     rows = []
     for c in range(logits.shape[1]):
+        if skip_last and c == logits.shape[1] - 1:
+            rows.append(torch.zeros(n, len(chosen), dtype=inputs.dtype, device=inputs.device))
+            continue
         grads = torch.autograd.grad(logits[:, c].sum(), [es[k] for k in chosen], retain_graph=True,
                                     allow_unused=True)
         rows.append(torch.stack([g if g is not None else torch.zeros(n) for g in grads], dim=1))
@@ -282,7 +288,7 @@ def fisher_subset(net: nn.Module, inputs: torch.Tensor, n_tensors: int = 128, ex
     was = net.training
     net.eval()
     try:
-        j, logits = (None, None) if exact_func else _jacobian_by_hooks(net, inputs, chosen)
+        j, logits = (None, None) if exact_func else _jacobian_by_hooks(net, inputs, chosen, skip_last=True)
         if j is None:
             j, logits = _jacobian_by_func(net, inputs, chosen)
     finally:
@@ -304,7 +310,8 @@ def vkdnw_scores(net, inputs, targets=None, loss_fn=None, seed: int = 0) -> dict
     model, _ = peer_copy(net, seed)
     lam = torch.linalg.eigvalsh(fisher_subset(model, inputs.contiguous()))
     ent = quantile_entropy(lam)
-    return {"vkdnw": ent, "vkdnw_single": float(len(list(net.parameters()))) + ent}
+    # ent lies in [0, log 9] and log 9 < 3: 3ℵ + ent ranks by ℵ, then by ent (their dense (ℵ, ent) rank)
+    return {"vkdnw": ent, "vkdnw_single": 3.0 * len(list(net.parameters())) + ent}
 
 
 def vkdnw(net, inputs, targets=None, loss_fn=None, seed: int = 0) -> float:
@@ -319,10 +326,10 @@ def vkdnw(net, inputs, targets=None, loss_fn=None, seed: int = 0) -> float:
 
 
 def vkdnw_single(net, inputs, targets=None, loss_fn=None, seed: int = 0) -> float:
-    """VKDNW_single (Týbl & Neumann, CVPR 2025): the number of parameter tensors (the paper's ℵ, their ``vkdnw_dim``) plus ``vkdnw``.
+    """VKDNW_single (Týbl & Neumann, CVPR 2025): rank by the number of parameter tensors (the paper's ℵ, their ``vkdnw_dim``), ties broken by ``vkdnw``.
 
-    ``vkdnw`` < log 9 < 1 apart from ℵ's unit steps, so this ranks by ℵ and
-    breaks ties by ``vkdnw``, the paper's single-proxy ranking.
+    The value is 3ℵ + ``vkdnw``: ``vkdnw`` lies in [0, log 9] and log 9 < 3,
+    so it orders archs exactly as their dense rank of the (ℵ, entropy) tuple.
     """
     return vkdnw_scores(net, inputs, targets, loss_fn, seed)["vkdnw_single"]
 
@@ -344,6 +351,11 @@ PER_ARCH = {"az_expressivity": az_expressivity, "az_progressivity": az_progressi
 # ---------------------------------------------------------------- population level
 
 
+def _worst_filled(c: np.ndarray) -> np.ndarray:
+    ok = np.isfinite(c)
+    return np.where(ok, c, c[ok].min() if ok.any() else 0.0)
+
+
 def log_rank_aggregate(columns) -> np.ndarray:
     """Σ_c log(rank_c / N): AZ-NAS's non-linear rank aggregation (ranks 1..N, ties averaged, higher = better).
 
@@ -354,15 +366,20 @@ def log_rank_aggregate(columns) -> np.ndarray:
 
     cols = [np.asarray(c, dtype=np.float64) for c in columns]
     n = len(cols[0])
+    # A failed score (NaN: jacov of a net whose output does not depend on its input) ranks
+    # with the worst, as VKDNW's code fills it; rankdata would make the whole column NaN.
+    cols = [_worst_filled(c) for c in cols]
     return np.sum([np.log(rankdata(c) / n) for c in cols], axis=0)
 
 
 #: Population-level baselines: name -> (per-arch components, aggregation).
 #: AZ-NAS (their NB201 notebook): FLOPs with expressivity, progressivity, trainability.
-#: VKDNW_agg (their paper, Sec. 4; the NB201 script is not in their repository):
-#: VKDNW with jacov, expressivity, trainability and FLOPs, every term under
-#: the authors' Kaiming init (``jacov_kaiming`` lives in ``gpproxy.baselines``).
+#: VKDNW_agg (their NB201 analysis code, ``NB201/tss_utils.py`` ``get_scores`` in the
+#: repository's history): VKDNW_single (ℵ, then the entropy) with jacov, expressivity,
+#: trainability and FLOPs, every term under the authors' Kaiming init
+#: (``jacov_kaiming`` lives in ``gpproxy.baselines``).
 POPULATION = {
     "aznas": (("flops",) + AZ_COMPONENTS, log_rank_aggregate),
-    "vkdnw_agg": (("vkdnw", "jacov_kaiming", "az_expressivity", "az_trainability", "flops"), log_rank_aggregate),
+    "vkdnw_agg": (("vkdnw_single", "jacov_kaiming", "az_expressivity", "az_trainability", "flops"),
+                  log_rank_aggregate),
 }

@@ -26,7 +26,7 @@ from .errors import GpproxyError
 from .evaluator import EvalSpec, TaskEval, make_evaluator
 from .fitness import INVALID, draw_subsets, score_report, size_groups
 from .formula import parse_formula, to_math
-from .pack import Net, load_pack
+from .pack import load_pack
 from .selection import select, selection_rule
 from .tasks import arch_params, prepare_task
 
@@ -148,7 +148,7 @@ class Engine:
         s = self.config.search
         tb = base.Toolbox()
         tb.register("expr", gp.genHalfAndHalf, pset=self.pset, min_=s.init_min_height,
-                    max_=s.init_max_height, type_=Net)
+                    max_=s.init_max_height, type_=self.pack.root)
         tb.register("individual", lambda: Individual(tb.expr()))
         limit = gp.staticLimit(key=lambda ind: ind.height, max_value=s.max_height)
         tb.register("mate", cx_one_point)

@@ -24,7 +24,7 @@ import torch
 from .cache import open_cache
 from .errors import FormulaError
 from .fitness import INVALID, check_scores, combine, task_fitness
-from .formula import FormulaEval, parse_formula
+from .formula import FormulaEval, combine_population, is_population, parse_formula, population_terms
 from .pack import load_pack
 from .statset import iter_chunks, load_chunks
 
@@ -122,17 +122,26 @@ def score_on_cache(source, archs, formulas, pack, device="cpu", chunk_archs="aut
             pset = pset or pack.pset()
             f = parse_formula(f, pack, pset)
         trees[key] = f
+    # A population formula's terms are Net formulas scored like the others (sharing
+    # their subtrees); it is combined from them once every chunk is done.
+    population = {key: t for key, t in trees.items() if is_population(t)}
+    nets = {key: t for key, t in trees.items() if key not in population}
+    uses = {}  # term key -> population formulas that use it
+    for key, tree in population.items():
+        for term in population_terms(tree, pack):
+            nets.setdefault(_Term(str(term)), term)
+            uses.setdefault(_Term(str(term)), []).append(key)
     run = FormulaEval(pack, matrix_memo_bytes=matrix_memo_bytes)
     keep = chunks is not None and not chunks
     source_chunks = chunks if chunks else iter_chunks(
         source, archs, list(pack.stats) if stats is None else stats, device, chunk_archs)
-    parts, failed = {key: [] for key in trees}, {}
+    parts, failed, secs = {key: [] for key in nets}, {}, {}
     for i, S in enumerate(source_chunks):
         if keep:
             chunks.append(S)
         memo = {} if memos is None else memos.setdefault(i, {})
         with torch.no_grad():
-            for key, tree in trees.items():
+            for key, tree in nets.items():
                 if key in failed:
                     continue
                 t0 = time.perf_counter()
@@ -144,11 +153,38 @@ def score_on_cache(source, archs, formulas, pack, device="cpu", chunk_archs="aut
                     if errors is None:
                         raise
                     failed[key] = f"{type(e).__name__}: {e}"
-                if seconds is not None:
-                    seconds[key] = seconds.get(key, 0.0) + time.perf_counter() - t0
+                secs[key] = secs.get(key, 0.0) + time.perf_counter() - t0
+    values = {key: np.concatenate(p) if p else np.zeros(0) for key, p in parts.items() if key not in failed}
+    for key, tree in population.items():
+        t0 = time.perf_counter()
+        terms = population_terms(tree, pack)
+        try:
+            lost = [failed[_Term(str(t))] for t in terms if _Term(str(t)) in failed]
+            if lost:
+                raise FormulaError(f"a term fails: {lost[0]}")
+            if not terms:
+                raise FormulaError("a population formula without a population transform is a constant")
+            values[key] = combine_population(
+                tree, pack, {str(t): torch.from_numpy(values[_Term(str(t))]) for t in terms}).numpy()
+        except EVAL_ERRORS as e:
+            if errors is None:
+                raise
+            failed[key] = f"{type(e).__name__}: {e}"
+        # a term shared by several population formulas is charged to each
+        secs[key] = time.perf_counter() - t0 + sum(secs.get(_Term(str(t)), 0.0) for t in terms)
+    if seconds is not None:
+        for key in trees:
+            seconds[key] = seconds.get(key, 0.0) + secs.get(key, 0.0)
     if errors is not None:
-        errors.update(failed)
-    return {key: np.concatenate(p) if p else np.zeros(0) for key, p in parts.items() if key not in failed}
+        errors.update({key: why for key, why in failed.items() if key in trees})
+    return {key: values[key] for key in trees if key not in failed}
+
+
+@dataclass(frozen=True)
+class _Term:
+    """Key of a population formula's per-network term (cannot equal a caller's key)."""
+
+    text: str
 
 
 def _invalid(why: str) -> dict:

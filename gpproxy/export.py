@@ -14,6 +14,12 @@ exposes the zero-cost-nas / NASLib measure shape:
     score(net, inputs, targets, loss_fn=None) -> float
     register(measure, name=None)    # e.g. register(foresight.pruners.measures.measure)
 
+A population-level formula (a pack with a population transform such as
+``log_rank``) has no per-net score: its module offers
+``score_population(nets, inputs, targets) -> list[float]`` (and
+``terms(net, ...)``, one net's per-network terms) instead, and its ``score``
+raises TypeError saying so.
+
 The docstring's provenance is rendered from a typed :class:`Provenance` only:
 numbers formatted from floats, names reduced to a safe alphabet, never a raw
 cell of a run's CSV files.
@@ -33,7 +39,7 @@ from deap import gp
 
 from . import probe
 from .errors import GpproxyError
-from .formula import exact_stat, parse_formula, to_math
+from .formula import exact_stat, is_population, parse_formula, population_terms, to_math
 from .pack import FAMILY_OF_TYPE, MATRIX, Layer, load_pack
 from .probe import NOISE_SUFFIX, ProbeConfig, stat_family
 from .version import __version__
@@ -171,16 +177,18 @@ def _add(seq: list, item) -> None:
         seq.append(item)
 
 
-def formula_code(tree, pack, moments: bool = True) -> tuple[str, bool, Needs]:
+def formula_code(tree, pack, moments: bool = True, needs: Needs | None = None) -> tuple[str, bool, Needs]:
     """Straight-line Python for a typed tree: (code, root is a layer aggregation, what it reads).
 
     Matrix values are lists with one (1, r, c) tensor per layer; Layer values
     are (L,) tensors; Net values are (1,) tensors. With `moments`, a reduction
     of a statistic itself is computed exactly from ``S['moments']`` (as
     FormulaEval does on a cache with moments). ``formula`` returns the
-    per-layer terms too when the root aggregates layers.
+    per-layer terms too when the root aggregates layers. ``needs`` (optional)
+    collects what several trees read.
     """
-    lines, counter, root_args, needs = [], [0], {}, Needs()
+    lines, counter, root_args = [], [0], {}
+    needs = Needs() if needs is None else needs
 
     def sampled(fn, arg, fam):
         return f"torch.cat([{fn}(x, s) for x, s in zip({arg}, S['scale'][{fam!r}])])"
@@ -248,6 +256,43 @@ def formula_code(tree, pack, moments: bool = True) -> tuple[str, bool, Needs]:
     per_layer = top is not None and top.kind == "aggregate" and "args" in root_args
     layer_terms = root_args["args"][0] if per_layer else "None"
     return "\n".join(lines + [f"    return {root}, {layer_terms}"]) + "\n", per_layer, needs
+
+
+def population_code(tree, pack, needs: Needs) -> tuple[str, list]:
+    """(the body of ``combine(T)``, the per-network terms in T's order) for a population formula.
+
+    As ``formula.combine_population``: an arch with a non-finite term gets NaN,
+    and a population transform reads its term with non-finite values zeroed.
+    """
+    terms = population_terms(tree, pack)
+    index = {str(t): k for k, t in enumerate(terms)}
+    lines, counter = ["    T = [torch.as_tensor(t, dtype=torch.float64) for t in T]",
+                      "    n = T[0].shape[0]",
+                      "    bad = ~torch.stack([torch.isfinite(t) for t in T]).all(dim=0)",
+                      "    T = [torch.nan_to_num(t, nan=0.0, posinf=0.0, neginf=0.0) for t in T]"], [0]
+
+    def rec(i):
+        node = tree[i]
+        if isinstance(node, gp.Terminal):
+            return f"torch.full((n,), {node.value!r}, dtype=torch.float64)", i + 1
+        prim = pack.prims[node.name]
+        _add(needs.prims, prim.name)
+        end = tree.searchSubtree(i).stop
+        if prim.kind == "population":
+            expr, j = f"{_py_name(prim.name)}(T[{index[str(gp.PrimitiveTree(tree[i + 1:end]))]}])", end
+        else:
+            args, j = [], i + 1
+            for _ in range(node.arity):
+                a, j = rec(j)
+                args.append(a)
+            expr = f"{_py_name(prim.name)}({', '.join(args)})"
+        counter[0] += 1
+        lines.append(f"    p{counter[0]} = {expr}  # {gp.PrimitiveTree(tree[i:end])}")
+        return f"p{counter[0]}", j
+
+    root, _ = rec(0)
+    lines.append(f"    return torch.where(bad, torch.full_like({root}, float('nan')), {root})")
+    return "\n".join(lines) + "\n", terms
 
 
 # ---------------------------------------------------------------- the probe, trimmed
@@ -431,7 +476,7 @@ def probe_code(needs: Needs) -> tuple[str, list]:
 # ---------------------------------------------------------------- the module
 
 
-TEMPLATE = '''r"""Zero-cost proxy discovered by gpproxy {version} (primitive pack {pack}).
+HEAD = '''r"""Zero-cost proxy discovered by gpproxy {version} (primitive pack {pack}).
 
 Formula:  {formula}
 Readable: {math}
@@ -454,7 +499,9 @@ NAME, FORMULA = {name!r}, {formula!r}
 {stats_src}
 
 {prim_src}
-def formula(S):
+'''
+
+NET_TAIL = '''def formula(S):
     """FORMULA on statistics(...) -> (network score (1,), per-layer terms (L,) or None)."""
 {formula_src}
 
@@ -486,6 +533,33 @@ def register(measure, name=None):
 '''
 
 
+
+POPULATION_TAIL = '''{formula_src}
+def combine(T):
+    """FORMULA's population-level combination: T[k] holds term k of every net (one minibatch)."""
+{combine_src}
+
+def terms(net, inputs, targets, loss_fn=None):
+    """The per-network terms of FORMULA for `net`: what score_population combines across nets."""
+    S = statistics(net, inputs, targets, loss_fn)
+    return [{term_calls}]
+
+
+def score_population(nets, inputs, targets, loss_fn=None):
+    """Scores of `nets` scored together on one minibatch (higher = predicted better).
+
+    Population-level: a net's score depends on the other nets passed with it."""
+    T = [torch.tensor(column, dtype=torch.float64) for column in zip(*[terms(net, inputs, targets, loss_fn) for net in nets])]
+    return [float(v) for v in combine(T)]
+
+
+def score(net, inputs, targets, loss_fn=None):
+    """Not defined for one net: this proxy ranks nets against each other."""
+    raise TypeError(f"{{NAME}} is a population-level proxy (log-ranks across the nets scored together): "
+                    "use score_population(nets, inputs, targets)")
+'''
+
+
 def measure_name(formula: str) -> str:
     """Default measure name: derived from the formula, so two exports never collide by file name."""
     return "gpproxy_" + hashlib.sha1(formula.encode()).hexdigest()[:10]
@@ -509,7 +583,14 @@ def export_formula(formula: str, output, pack_name: str = "default", probe_cfg: 
     pack = load_pack(pack_name)
     tree = parse_formula(formula, pack)
     probe_cfg = probe_cfg or ProbeConfig()
-    code, per_layer, needs = formula_code(tree, pack, probe_cfg.moments)
+    population = is_population(tree)
+    if population:
+        needs, per_layer = Needs(), False
+        combine_src, terms = population_code(tree, pack, needs)
+        code = "".join(f'def term_{k}(S):\n    """{t}"""\n' + formula_code(t, pack, probe_cfg.moments, needs)[0]
+                       + "\n\n" for k, t in enumerate(terms))
+    else:
+        code, per_layer, needs = formula_code(tree, pack, probe_cfg.moments)
     output = Path(output)
     module = re.sub(r"\W", "_", output.stem)
     prims = [pack.prims[n] for n in needs.prims]
@@ -534,21 +615,27 @@ def export_formula(formula: str, output, pack_name: str = "default", probe_cfg: 
     name = name or measure_name(str(tree))
     if not re.fullmatch(r"[A-Za-z_][\w.-]{0,80}", name):
         raise GpproxyError(f"measure name {str(name)[:60]!r}: a letter or '_' first, then letters, digits, '_', '.', '-'")
-    text = TEMPLATE.format(
+    use = ("Use: score_population(nets, inputs, targets) -> list of floats (higher = better). "
+           "Population-level: a net's score depends on the nets scored with it, so there is no "
+           "per-net score() / compute() for zero-cost-nas or NASLib; terms(net, ...) gives one net's terms. "
+           if population else
+           "Use: score(net, inputs, targets) -> float (higher = better); compute(), register(measure): "
+           "zero-cost-nas / NASLib. ")
+    text = (HEAD + (POPULATION_TAIL if population else NET_TAIL)).format(
         version=__version__, pack=safe_text(pack.name), formula=str(tree), math=to_math(tree, pack),
         latex=to_math(tree, pack, latex=True), words="\n".join(words),
         provenance=(provenance or Provenance()).render(),
-        probe=textwrap.fill(
-            "Use: score(net, inputs, targets) -> float (higher = better); compute(), register(measure): "
-            f"zero-cost-nas / NASLib. {passes}, BatchNorm in train mode. Imports only torch.", 100,
-            break_on_hyphens=False),
+        probe=textwrap.fill(f"{use}{passes} per net, BatchNorm in train mode. Imports only torch.", 100,
+                            break_on_hyphens=False),
         module=module, name=name,
         constants=f"{', '.join(consts)} = {', '.join(repr(values[c]) for c in consts)}" if consts else "",
         probe_src=probe_src.rstrip() + "\n",
         stats_src=_statistics_code(needs), prim_src=prim_src.rstrip() + "\n\n", formula_src=code,
         # per-layer terms are the measure's output only where they add up to the score
         compute_doc="Per-layer terms whose sum is the score" if additive else "[score] as a one-element list",
-        terms="list(terms)" if additive else "[total[0]]")
+        terms="list(terms)" if additive else "[total[0]]",
+        combine_src=combine_src if population else "",
+        term_calls=", ".join(f"float(term_{k}(S)[0][0])" for k in range(len(terms))) if population else "")
     compile(text, str(output), "exec")  # a generated module that does not compile is our bug
     output.parent.mkdir(parents=True, exist_ok=True)
     output.write_text(text)

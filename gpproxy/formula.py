@@ -14,7 +14,7 @@ import torch
 from deap import gp
 
 from .errors import FormulaError, GpproxyError
-from .pack import FAMILY_OF_TYPE, MATRIX, TYPE_NAMES, Layer, Net, Pack
+from .pack import FAMILY_OF_TYPE, MATRIX, TYPE_NAMES, Layer, Net, Pack, Pop
 from .probe import pair_key
 
 MAX_FORMULA_CHARS = 4000
@@ -52,8 +52,12 @@ def parse_formula(text: str, pack: Pack, pset=None) -> gp.PrimitiveTree:
         for t in terms:
             if not isinstance(t.value, float):
                 terminals[t.name] = t
+    # A population transform makes the formula a Pop value; without one it is a Net value
+    # (valid in every pack), so each text has one typing and one precise error.
+    population = {n for n, p in pack.prims.items() if p.kind == "population"}
+    calls = {c.func.id for c in ast.walk(node) if isinstance(c, ast.Call) and isinstance(c.func, ast.Name)}
     try:
-        nodes = _build(node, Net, pack, terminals)
+        nodes = _build(node, Pop if calls & population else Net, pack, terminals)
     except RecursionError:
         raise FormulaError(f"formula nests too deeply: {text[:80]!r}") from None
     return gp.PrimitiveTree(nodes)
@@ -82,7 +86,7 @@ def _number(node):
 def _build(node, expected, pack: Pack, terminals) -> list:
     num = _number(node)
     if num is not None:
-        if expected not in (Layer, Net):
+        if expected not in (Layer, Net, Pop):
             raise FormulaError(f"number {num} used where a {TYPE_NAMES[expected]} tensor is needed")
         if num != num or num in (float("inf"), float("-inf")):
             raise FormulaError("constants must be finite numbers")
@@ -188,6 +192,56 @@ def exact_stat(tree, i, pack: Pack):
 # ---------------------------------------------------------------- evaluation
 
 
+def is_population(tree) -> bool:
+    """A population-level formula: its value for a network depends on the others scored with it."""
+    return tree[0].ret is Pop
+
+
+def population_terms(tree, pack: Pack) -> list:
+    """The per-network subtrees of a population formula (each population
+    transform's argument: Net formulas), once each, in order of appearance."""
+    out = {}
+    for i, node in enumerate(tree):
+        if isinstance(node, gp.Primitive) and pack.prims[node.name].kind == "population":
+            term = gp.PrimitiveTree(tree[tree.searchSubtree(i + 1)])
+            out.setdefault(str(term), term)
+    return list(out.values())
+
+
+def combine_population(tree, pack: Pack, terms) -> torch.Tensor:
+    """A population formula's values on a set of networks from its terms' values
+    on exactly that set: ``terms`` maps str(term) -> (N,) tensor.
+
+    A network with a non-finite term gets NaN (a transform such as a rank
+    would otherwise hide it), so the formula fails like a Net formula would.
+    """
+    n = len(next(iter(terms.values())))
+    bad = torch.zeros(n, dtype=torch.bool)
+    for v in terms.values():
+        bad |= ~torch.isfinite(v.cpu())
+
+    def rec(i):
+        node = tree[i]
+        if isinstance(node, gp.Terminal):  # a Pop constant (a weight)
+            return torch.full((n,), float(node.value), dtype=torch.float64), i + 1
+        prim = pack.prims[node.name]
+        if prim.kind == "population":
+            end = tree.searchSubtree(i + 1).stop
+            v = terms[str(gp.PrimitiveTree(tree[i + 1:end]))].cpu().double()
+            return prim.fn(torch.nan_to_num(v, nan=0.0, posinf=0.0, neginf=0.0)), end
+        args, j = [], i + 1
+        for _ in range(node.arity):
+            v, j = rec(j)
+            args.append(v)
+        return prim.fn(*args), j
+
+    out, _ = rec(0)
+    if not isinstance(out, torch.Tensor) or tuple(out.shape) != (n,):
+        got = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
+        raise ValueError(f"{tree[0].name} gave shape {got}, expected ({n},) (one number per arch)")
+    return torch.where(bad, torch.full_like(out, float("nan")), out.double())
+
+
 class FormulaEval:
     """Evaluates typed trees of one pack on a StatSet.
 
@@ -206,6 +260,10 @@ class FormulaEval:
 
     def __call__(self, tree, S, memo=None) -> torch.Tensor:
         """One number per arch of ``S``; a node of another shape raises ValueError."""
+        if is_population(tree):
+            # its terms are Net formulas: evaluate them here, combine over every arch scored
+            raise FormulaError("a population-level formula is scored over all its archs at once "
+                               "(evaluator.score_on_cache), not chunk by chunk")
         value, _ = self._eval(tree, 0, S, memo)
         _check_vector(value, tree[0], S)  # the root too when it is a terminal or a memo hit
         return value

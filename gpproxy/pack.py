@@ -7,6 +7,8 @@ Marker types carry shapes, so ill-formed programs cannot be generated:
 ``Output``  per-layer output samples (``Z``, ``dZ``)             (n, B, k)
 ``Layer``   one number per layer                                 (L,)
 ``Net``     one number per network: the proxy score              (N,)
+``Pop``     one number per network, relative to the networks     (N,)
+            scored together (a population-level score: ranks)
 
 A primitive is a plain torch function registered under a *kind*:
 
@@ -21,6 +23,11 @@ A primitive is a plain torch function registered under a *kind*:
                                  the reduction's argument is a statistic itself
 ``aggregate(v, seg, counts)``    Layer -> Net; ``seg`` (L,) arch of each layer,
                                  ``counts`` (N,) layers per arch
+``population(v)``                Net -> Pop over all the networks scored together
+                                 (AZ-NAS's and VKDNW_agg's log-rank). A pack
+                                 with one has ``Pop`` formulas (its root type);
+                                 ``extend`` lets element-wise ops act on Pop
+                                 values too. A Net formula stays valid in it.
 
 Generic code (evaluation, export, printing) never names a pack's primitives or
 statistics; a pack declares the roles it needs instead, and registration checks
@@ -46,7 +53,7 @@ from __future__ import annotations
 import importlib
 import importlib.util
 import sys
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import torch
@@ -75,18 +82,22 @@ class Net:
     """One number per network."""
 
 
+class Pop:
+    """One number per network, relative to the networks scored together."""
+
+
 MATRIX = (Weight, Input, Output)
 SCALAR = (Layer, Net)
-ALL = MATRIX + SCALAR
+ALL = MATRIX + SCALAR  # what an element-wise op serves by default; Pop only by Pack.extend
 TYPE_OF_FAMILY = {"weight": Weight, "input": Input, "output": Output}
 FAMILY_OF_TYPE = {v: k for k, v in TYPE_OF_FAMILY.items()}
-TYPE_NAMES = {t: t.__name__ for t in ALL}
+TYPE_NAMES = {t: t.__name__ for t in ALL + (Pop,)}
 
 
 @dataclass
 class PrimDef:
     name: str
-    kind: str  # unary | binary | reduce | aggregate
+    kind: str  # unary | binary | reduce | aggregate | population
     fn: object
     types: tuple  # argument type of each registered overload
     math: str  # readable infix template, {0} {1} are the arguments
@@ -155,6 +166,28 @@ class Pack:
         the plain sum over each network's layers."""
         return self._register(name, "aggregate", (Layer,), math, latex, additive=bool(additive))
 
+    def population(self, name, math=None, latex=None):
+        """Register a Net -> Pop transform over the networks scored together
+        (e.g. log-rank); the pack's formulas then have the root type Pop."""
+        return self._register(name, "population", (Net,), math, latex)
+
+    def extend(self, name: str, on=(Pop,)) -> None:
+        """Let the element-wise op `name` act on the types `on` as well (Pop:
+        combining population-level values); validated on them first."""
+        prim = self.prims.get(name)
+        if prim is None or prim.kind not in ("unary", "binary"):
+            raise GpproxyError(f"pack {self.name}: only a registered unary or binary op can be extended, not {name!r}")
+        new = tuple(t for t in on if t not in prim.types)
+        grown = PrimDef(prim.name, prim.kind, prim.fn, new, prim.math, prim.latex, product=prim.product)
+        validate_primitive(grown)
+        validate_roles(grown)
+        self.prims[name] = replace(prim, types=prim.types + new)
+
+    @property
+    def root(self):
+        """The type of a whole formula: Pop when the pack has a population transform, else Net."""
+        return Pop if any(p.kind == "population" for p in self.prims.values()) else Net
+
     def symbol(self, name: str, latex: bool = False) -> str:
         """How terminal `name` (a statistic or layer terminal) is written."""
         if latex:
@@ -169,11 +202,11 @@ class Pack:
     def active_types(self, prim: PrimDef) -> tuple:
         """Overload types of `prim` that this pack can feed (a matrix type
         with no statistic in the pack would have no terminal)."""
-        have = set(self.stats.values()) | {Layer, Net}
+        have = set(self.stats.values()) | {Layer, Net, self.root}
         return tuple(t for t in prim.types if t in have)
 
     def pset(self, include_layer_terminals=True) -> gp.PrimitiveSetTyped:
-        ps = gp.PrimitiveSetTyped(self.name, [], Net)
+        ps = gp.PrimitiveSetTyped(self.name, [], self.root)
         for prim in self.prims.values():
             for t in self.active_types(prim):
                 if prim.kind == "unary":
@@ -184,6 +217,8 @@ class Pack:
                     ps.addPrimitive(prim.fn, [t], Layer, name=prim.name)
                 elif prim.kind == "aggregate":
                     ps.addPrimitive(prim.fn, [Layer], Net, name=prim.name)
+                elif prim.kind == "population":
+                    ps.addPrimitive(prim.fn, [Net], Pop, name=prim.name)
         for stat, typ in self.stats.items():
             ps.addTerminal(stat, typ, name=stat)
         if include_layer_terminals:
@@ -194,7 +229,9 @@ class Pack:
             # both a Layer and a Net constant.
             ps.addTerminal(float(c), Layer)
             ps.addTerminal(float(c), Net)
-        missing = [TYPE_NAMES[t] for t in ALL
+            if self.root is Pop:
+                ps.addTerminal(float(c), Pop)  # weights of population-level terms
+        missing = [TYPE_NAMES[t] for t in ALL + (Pop,)
                    if t in ps.primitives and ps.primitives[t] and not ps.terminals.get(t)]
         if missing:
             raise GpproxyError(f"pack {self.name}: types without terminals: {', '.join(missing)} "
@@ -213,7 +250,7 @@ class Pack:
         try:
             pset, out = self.pset(), set()
             while len(out) < n:
-                out.add(str(gp.PrimitiveTree(gp.genHalfAndHalf(pset, min_height, max_height, type_=Net))))
+                out.add(str(gp.PrimitiveTree(gp.genHalfAndHalf(pset, min_height, max_height, type_=self.root))))
         finally:
             random.setstate(outer)
         return sorted(out)
@@ -231,6 +268,8 @@ class Pack:
                 out.append(((t, t), t))
             elif prim.kind == "reduce":
                 out.append(((t,), Layer))
+            elif prim.kind == "population":
+                out.append(((Net,), Pop))
             else:
                 out.append(((Layer,), Net))
         return out
@@ -243,6 +282,8 @@ def _probe_inputs(typ):
     gen = torch.Generator().manual_seed(0)
     shape = (3, 5, 7) if typ in MATRIX else (7,)
     rnd = torch.randn(shape, generator=gen)
+    if typ is Net:
+        rnd[3] = rnd[1]  # a population transform must handle ties
     return {"random": rnd, "zeros": torch.zeros(shape), "negative": -rnd.abs() - 0.1}
 
 
@@ -265,6 +306,8 @@ def validate_primitive(prim: PrimDef) -> None:
                                            f"non-finite values when its second input is all zeros")
                 elif prim.kind == "reduce":
                     out, want = prim.fn(x, torch.full((x.shape[0],), 4.0)), (x.shape[0],)
+                elif prim.kind == "population":
+                    out, want = prim.fn(x), tuple(x.shape)
                 else:
                     seg = torch.tensor([0, 0, 1, 1, 1, 2, 2])
                     out, want = prim.fn(x, seg, torch.tensor([2.0, 3.0, 2.0])), (3,)

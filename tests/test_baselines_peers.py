@@ -139,7 +139,7 @@ def test_population_proxies_resolve_to_their_components():
     p = resolve_proxy("aznas")
     assert p.kind == "population" and p.components == POPULATION["aznas"][0]
     names = [q.name for q in per_arch([resolve_proxy("flops"), p, resolve_proxy("vkdnw_agg")])]
-    assert names == ["flops", "az_expressivity", "az_progressivity", "az_trainability", "vkdnw", "jacov_kaiming"]
+    assert names == ["flops", "az_expressivity", "az_progressivity", "az_trainability", "vkdnw_single", "jacov_kaiming"]
 
 
 @pytest.fixture(scope="module")

@@ -3,10 +3,10 @@ population-level baseline (``gpproxy.baselines_peers.POPULATION``), a formula
 string of a primitive pack, or an exported ``.py`` module defining
 ``score(net, inputs, targets) -> float``.
 
-A population-level proxy (AZ-NAS's ``aznas``, ``vkdnw_agg``) has no per-arch
-score of its own: its value for an arch combines per-arch component scores
-(ordinary baselines, stored as usual) across the archs scored together, so
-it changes with them. ``per_arch`` lists what must be computed and stored;
+A population-level proxy (AZ-NAS's ``aznas``, ``vkdnw_agg``, or a formula with a
+population transform such as ``log_rank``) has no per-arch score of its own: its
+value for an arch combines per-arch component scores (ordinary baselines or
+formulas, stored as usual) across the archs scored together, so it changes with them. ``per_arch`` lists what must be computed and stored;
 ``proxy_values`` is the one place that turns stored scores into a proxy's
 values over a set of archs."""
 from __future__ import annotations
@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import importlib.util
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -62,7 +63,7 @@ def resolve_proxy(text: str, pack: str = "default") -> Proxy:
 
 
 def _formula_proxy(text: str, pack: str, source: str) -> Proxy:
-    from ..formula import parse_formula
+    from ..formula import is_population, parse_formula, population_terms
     from ..pack import load_pack
 
     try:
@@ -70,7 +71,24 @@ def _formula_proxy(text: str, pack: str, source: str) -> Proxy:
     except FormulaError as e:
         raise GpproxyError(f"proxy {text[:60]!r} is not a baseline ({', '.join(baseline_names())}), "
                            f"not a .py file, and not a formula of pack {pack!r}: {e}") from None
+    if is_population(tree):
+        terms = tuple(str(t) for t in population_terms(tree, load_pack(pack)))
+        return Proxy(str(tree), "population", fn=partial(_combine_formula, str(tree), pack), tree=tree,
+                     source=f"{source} (population-level formula)", pack=pack, components=terms)
     return Proxy(str(tree), "formula", tree=tree, source=source, pack=pack)
+
+
+def _combine_formula(formula: str, pack: str, columns) -> np.ndarray:
+    """A population formula's values from its terms' scores (in ``population_terms`` order)."""
+    import torch
+
+    from ..formula import combine_population, parse_formula, population_terms
+    from ..pack import load_pack
+
+    p = load_pack(pack)
+    tree = parse_formula(formula, p)
+    values = {str(t): torch.as_tensor(np.asarray(c, dtype=np.float64)) for t, c in zip(population_terms(tree, p), columns)}
+    return combine_population(tree, p, values).numpy()
 
 
 def _module_proxy(path: Path) -> Proxy:
@@ -106,7 +124,7 @@ def per_arch(proxies: list) -> list:
     """``proxies`` with each population-level one replaced by its components (once each)."""
     out, seen = [], set()
     for p in proxies:
-        for q in ([resolve_proxy(c) for c in p.components] if p.kind == "population" else [p]):
+        for q in ([resolve_proxy(c, p.pack or "default") for c in p.components] if p.kind == "population" else [p]):
             if q.name not in seen:
                 seen.add(q.name)
                 out.append(q)
@@ -129,6 +147,9 @@ def proxy_seconds(store, ds: str, key: str, proxy: Proxy) -> float:
 
 def population_notes(proxies: list) -> list:
     """One line per population-level proxy: what it combines, and that its values depend on the archs scored."""
-    return [f"{p.name} is population-level: Σ log(rank/N) of {', '.join(p.components)} across the archs "
-            f"scored together (each trial's archs), so an arch's value depends on the others"
+    def how(p):
+        return "its formula's population transforms" if p.tree is not None else "Σ log(rank/N)"
+
+    return [f"{p.name} is population-level ({how(p)} of {', '.join(p.components)} across the archs scored "
+            f"together: each trial's archs), so an arch's value depends on the others"
             for p in proxies if p.kind == "population"]
