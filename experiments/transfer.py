@@ -224,7 +224,7 @@ def main() -> int:
     ap.add_argument("--shard", default="0/1", help="K/N: this process runs every N-th search from the K-th")
     ap.add_argument("--only", default="*", help="run only the searches whose name matches this glob")
     ap.add_argument("--jobs", type=int, default=2)
-    ap.add_argument("--nb201-report-archs", type=int, default=1000,
+    ap.add_argument("--nb201-report-archs", type=int, default=3000,
                     help="NB201 report archs scored on all three datasets (a fixed random draw, seed 0)")
     args = ap.parse_args()
     missing = [s.benchmark for s in SPACES.values() if not s.benchmark.exists()]

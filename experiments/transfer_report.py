@@ -44,7 +44,7 @@ PREVIOUS_NB201 = "previous NB201 proxy (discover_nb201 seed 2)"
 PREVIOUS_NB201_FORMULA = "sum_layers(square(square(square(neg(relu(hamming(neg(sign(dW)))))))))"
 # Baselines need a network pass per arch (1-10 s each on this CPU): they are
 # computed on this many report archs per column (the first of the fixed draw).
-BASELINE_ARCHS = {"nb201-c10": 100, "nb201-c100": 150, "nb201-in16": 150, "macro": 60, "darts": 40, "nb101": 60}
+BASELINE_ARCHS = {"nb201-c10": 1000, "nb201-c100": 1000, "nb201-in16": 1000, "macro": 150, "darts": 80, "nb101": 60}
 NB101_REPORT_ARCHS = 150  # its cache costs ~4 s per arch here: the first 150 of its report archs
 # The same minibatch as the formulas' statistics (batch 16, Gaussian noise, seed 0):
 # side by side on one input. experiments/verify_peers.py measures AZ-NAS and VKDNW

@@ -126,11 +126,9 @@ def score_on_cache(source, archs, formulas, pack, device="cpu", chunk_archs="aut
     # their subtrees); it is combined from them once every chunk is done.
     population = {key: t for key, t in trees.items() if is_population(t)}
     nets = {key: t for key, t in trees.items() if key not in population}
-    uses = {}  # term key -> population formulas that use it
-    for key, tree in population.items():
+    for tree in population.values():
         for term in population_terms(tree, pack):
             nets.setdefault(_Term(str(term)), term)
-            uses.setdefault(_Term(str(term)), []).append(key)
     run = FormulaEval(pack, matrix_memo_bytes=matrix_memo_bytes)
     keep = chunks is not None and not chunks
     source_chunks = chunks if chunks else iter_chunks(
