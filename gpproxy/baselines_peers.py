@@ -326,7 +326,8 @@ def vkdnw(net, inputs, targets=None, loss_fn=None, seed: int = 0) -> float:
 
 
 def vkdnw_single(net, inputs, targets=None, loss_fn=None, seed: int = 0) -> float:
-    """VKDNW_single (Týbl & Neumann, CVPR 2025): rank by the number of parameter tensors (the paper's ℵ, their ``vkdnw_dim``), ties broken by ``vkdnw``.
+    """VKDNW_single (Týbl & Neumann, CVPR 2025): rank by the number of parameter
+    tensors (the paper's ℵ, their ``vkdnw_dim``), ties broken by ``vkdnw``.
 
     The value is 3ℵ + ``vkdnw``: ``vkdnw`` lies in [0, log 9] and log 9 < 3,
     so it orders archs exactly as their dense rank of the (ℵ, entropy) tuple.

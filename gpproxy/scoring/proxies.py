@@ -6,7 +6,8 @@ string of a primitive pack, or an exported ``.py`` module defining
 A population-level proxy (AZ-NAS's ``aznas``, ``vkdnw_agg``, or a formula with a
 population transform such as ``log_rank``) has no per-arch score of its own: its
 value for an arch combines per-arch component scores (ordinary baselines or
-formulas, stored as usual) across the archs scored together, so it changes with them. ``per_arch`` lists what must be computed and stored;
+formulas, stored as usual) across the archs scored together, so it changes
+with them. ``per_arch`` lists what must be computed and stored;
 ``proxy_values`` is the one place that turns stored scores into a proxy's
 values over a set of archs."""
 from __future__ import annotations
