@@ -353,7 +353,8 @@ PER_ARCH = {"az_expressivity": az_expressivity, "az_progressivity": az_progressi
 
 
 def _worst_filled(c: np.ndarray) -> np.ndarray:
-    ok = np.isfinite(c)
+    """NaN replaced by the column's lowest score (-inf, AZ-NAS's failed term, still ranks below it)."""
+    ok = ~np.isnan(c)
     return np.where(ok, c, c[ok].min() if ok.any() else 0.0)
 
 

@@ -126,9 +126,10 @@ def score_on_cache(source, archs, formulas, pack, device="cpu", chunk_archs="aut
     # their subtrees); it is combined from them once every chunk is done.
     population = {key: t for key, t in trees.items() if is_population(t)}
     nets = {key: t for key, t in trees.items() if key not in population}
-    for tree in population.values():
-        for term in population_terms(tree, pack):
-            nets.setdefault(_Term(str(term)), term)
+    terms_of = {key: {_Term(str(t)): t for t in population_terms(tree, pack)} for key, tree in population.items()}
+    for terms in terms_of.values():
+        for term_key, term in terms.items():
+            nets.setdefault(term_key, term)
     run = FormulaEval(pack, matrix_memo_bytes=matrix_memo_bytes)
     keep = chunks is not None and not chunks
     source_chunks = chunks if chunks else iter_chunks(
@@ -155,21 +156,20 @@ def score_on_cache(source, archs, formulas, pack, device="cpu", chunk_archs="aut
     values = {key: np.concatenate(p) if p else np.zeros(0) for key, p in parts.items() if key not in failed}
     for key, tree in population.items():
         t0 = time.perf_counter()
-        terms = population_terms(tree, pack)
+        terms = terms_of[key]
         try:
-            lost = [failed[_Term(str(t))] for t in terms if _Term(str(t)) in failed]
+            lost = [failed[k] for k in terms if k in failed]
             if lost:
                 raise FormulaError(f"a term fails: {lost[0]}")
             if not terms:
                 raise FormulaError("a population formula without a population transform is a constant")
-            values[key] = combine_population(
-                tree, pack, {str(t): torch.from_numpy(values[_Term(str(t))]) for t in terms}).numpy()
+            values[key] = combine_population(tree, pack, {k.text: torch.from_numpy(values[k]) for k in terms}).numpy()
         except EVAL_ERRORS as e:
             if errors is None:
                 raise
             failed[key] = f"{type(e).__name__}: {e}"
         # a term shared by several population formulas is charged to each
-        secs[key] = time.perf_counter() - t0 + sum(secs.get(_Term(str(t)), 0.0) for t in terms)
+        secs[key] = time.perf_counter() - t0 + sum(secs.get(k, 0.0) for k in terms)
     if seconds is not None:
         for key in trees:
             seconds[key] = seconds.get(key, 0.0) + secs.get(key, 0.0)

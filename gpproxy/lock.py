@@ -56,7 +56,7 @@ def owned(directory, what: str, log=None):
             if e.errno not in (errno.EAGAIN, errno.EACCES, errno.EWOULDBLOCK):
                 raise
             raise InUseError(f"{what} {directory} is in use by {_describe(holder)}; wait for it to "
-                               f"finish or use another directory", what=what) from None
+                             f"finish or use another directory", what=what) from None
         # The file may have been unlinked by its previous owner between our
         # open and flock: then we locked a dead inode; open again.
         try:

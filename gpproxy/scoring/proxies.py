@@ -74,20 +74,19 @@ def _formula_proxy(text: str, pack: str, source: str) -> Proxy:
                            f"not a .py file, and not a formula of pack {pack!r}: {e}") from None
     if is_population(tree):
         terms = tuple(str(t) for t in population_terms(tree, load_pack(pack)))
-        return Proxy(str(tree), "population", fn=partial(_combine_formula, str(tree), pack), tree=tree,
+        return Proxy(str(tree), "population", fn=partial(_combine_formula, tree, pack), tree=tree,
                      source=f"{source} (population-level formula)", pack=pack, components=terms)
     return Proxy(str(tree), "formula", tree=tree, source=source, pack=pack)
 
 
-def _combine_formula(formula: str, pack: str, columns) -> np.ndarray:
+def _combine_formula(tree, pack: str, columns) -> np.ndarray:
     """A population formula's values from its terms' scores (in ``population_terms`` order)."""
     import torch
 
-    from ..formula import combine_population, parse_formula, population_terms
+    from ..formula import combine_population, population_terms
     from ..pack import load_pack
 
     p = load_pack(pack)
-    tree = parse_formula(formula, p)
     values = {str(t): torch.as_tensor(np.asarray(c, dtype=np.float64)) for t, c in zip(population_terms(tree, p), columns)}
     return combine_population(tree, p, values).numpy()
 
