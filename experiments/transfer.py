@@ -11,7 +11,8 @@ Stages (each resumable: runs resume, caches complete, scores are stored):
              VALIDATION archs of a space the run did not see (LEFT_OUT_RUN); the
              variant with the best mean is chosen. No report arch is read.
 ``search2``  NB201 alone with the chosen variant, seeds 1 and 2 (zoo:nb201 is
-             the seed with the best NB201 validation tau).
+             the NB201-only search, of every variant and seed run, with the
+             best NB201 validation tau).
 ``baselines`` the baselines that need a network pass per arch, into one score
              store per report column (experiments/results/transfer_COLUMN.scores.json;
              run one process per ``--columns`` in parallel); the report uses the
@@ -58,7 +59,9 @@ VARIANTS = {  # compared by leave-one-space-out on validation archs
     "size": {"pack": "default", "size_weight": 0.5},
     "vocab+size": {"pack": "transfer", "size_weight": 0.5},
     "vocab+pop+size": {"pack": "population", "size_weight": 0.5},  # + log-rank combination (population-level)
+    "vocab+net+size": {"pack": "network", "size_weight": 0.5},  # + whole-network terms (jacov, naswot)
 }
+NET_PACKS = {"network"}  # packs with whole-network terms: their caches record them (a "-net" twin cache)
 SEARCH = {"population": 100, "generations": 20, "init_min_height": 2, "init_max_height": 5, "max_height": 9,
           "seed_baselines": True, "backend": "serial", "jobs": 1}
 FITNESS = {"correlation": "kendall", "subsets": 5, "subset_fraction": 0.5, "combine": "min"}
@@ -73,7 +76,18 @@ def config(name: str, spaces, variant: str, seed: int = 0, **search) -> dict:
     return {"name": name, "seed": seed, "device": "auto",
             "search": {**SEARCH, "pack": v["pack"], **search},
             "fitness": {**FITNESS, "size_weight": v["size_weight"]},
-            "task": [SPACES[s].task() for s in spaces]}
+            "task": [task_of(s, v["pack"]) for s in spaces]}
+
+
+def cache_of(key: str, pack: str = "default", cache: str | None = None) -> str:
+    """The statistics cache of a space (or ``cache``) for formulas of ``pack``: a pack with
+    whole-network terms reads a twin cache that records them, named with "-net"."""
+    return (cache or SPACES[key].cache) + ("-net" if pack in NET_PACKS else "")
+
+
+def task_of(key: str, pack: str = "default") -> dict:
+    extra = {"net_terms": True, "cache": cache_of(key, pack)} if pack in NET_PACKS else {}
+    return SPACES[key].task(**extra)
 
 
 def plan_search1() -> dict:
@@ -88,7 +102,7 @@ def plan_search1() -> dict:
 
 
 def plan_search2(chosen: str) -> dict:
-    """NB201 alone with the chosen settings, seeds 1 and 2 (zoo:nb201 is the best of seeds 0-2)."""
+    """NB201 alone with the chosen settings, seeds 1 and 2 (zoo:nb201: the best NB201-only search)."""
     return {f"{chosen}-only-nb201-s{seed}": config(f"{chosen}-only-nb201-s{seed}", ["nb201"], chosen, seed)
             for seed in (1, 2)}
 
@@ -146,14 +160,15 @@ def space_splits(key: str):
     return _SPLITS[key]
 
 
-def ensure_cache(key: str, archs: list) -> None:
-    """Build whatever part of ``archs`` the space's cache lacks (spaces no search builds: DARTS, NB101)."""
+def ensure_cache(key: str, archs: list, pack: str = "default") -> None:
+    """Build whatever part of ``archs`` the space's cache (for ``pack``) lacks (spaces no search builds:
+    DARTS, NB101)."""
     from gpproxy.config import TaskConfig
     from gpproxy.tasks import build_task_cache, cache_spec
 
     s = SPACES[key]
     bench, _, acc = space_splits(key)
-    build_task_cache(s.cache, cache_spec(TaskConfig(**s.task())), archs, bench, jobs=2,
+    build_task_cache(cache_of(key, pack), cache_spec(TaskConfig(**task_of(key, pack))), archs, bench, jobs=2,
                      benchmark=str(s.benchmark), target=s.target, targets=acc, log=log)
 
 
@@ -165,12 +180,12 @@ def formula_scores(key: str, part: str, formulas: dict, cache: str | None = None
 
     _, parts, _ = space_splits(key)
     archs = parts[part] if archs is None else archs
-    c = open_cache(cache or SPACES[key].cache)
     out = {}
     by_pack: dict = {}
     for label, (formula, pack) in formulas.items():
         by_pack.setdefault(pack, {})[label] = formula
     for pack, group in by_pack.items():
+        c = open_cache(cache_of(key, pack, cache))
         sc = score_on_cache(c, archs, list(dict.fromkeys(group.values())), load_pack(pack))
         out.update({label: np.asarray(sc[f], dtype=np.float64) for label, f in group.items()})
     return out
@@ -181,7 +196,8 @@ def validation_tau(key: str, formulas: dict) -> dict:
 
     _, parts, acc = space_splits(key)
     archs = parts["validation"][:SPACES[key].selection_archs]
-    ensure_cache(key, archs)
+    for pack in dict.fromkeys(p for _, p in formulas.values()):
+        ensure_cache(key, archs, pack)
     y = np.array([acc[a] for a in archs])
     return {label: kendall(s, y) if np.isfinite(s).all() else float("nan")
             for label, s in formula_scores(key, "validation", formulas, archs=archs).items()}

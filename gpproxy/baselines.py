@@ -325,8 +325,10 @@ def nwot(net, inputs, targets=None, loss_fn=None) -> float:
 
     Mellor et al., "Neural Architecture Search without Training", ICML 2021
     (second version). For every ``nn.ReLU`` module, with c = 1[input > 0]
-    flattened per sample: K_H += c cᵀ + (1-c)(1-c)ᵀ. Functional ReLUs are not
-    seen (NASLib hooks ReLU modules too).
+    flattened per sample: K_H += c cᵀ + (1-c)(1-c)ᵀ (NASLib hooks ReLU modules
+    too). A net without any (NAS-Bench-Macro calls ``torch.relu``) would get
+    K_H = 0, no ranking at all: there the codes are read at the input of every
+    Conv2d/Linear layer instead, which follows a ReLU in such spaces.
     """
     n = inputs.shape[0]
     kernel = torch.zeros(n, n, dtype=torch.float64, device=inputs.device)
@@ -336,7 +338,9 @@ def nwot(net, inputs, targets=None, loss_fn=None) -> float:
         c = (args[0].detach().reshape(n, -1) > 0).float()
         kernel = kernel + (c @ c.t()).double() + ((1 - c) @ (1 - c).t()).double()
 
-    handles = [m.register_forward_hook(hook) for m in net.modules() if isinstance(m, nn.ReLU)]
+    hooked = [m for m in net.modules() if isinstance(m, nn.ReLU)] or [
+        m for m in net.modules() if isinstance(m, (nn.Conv2d, nn.Linear))]
+    handles = [m.register_forward_hook(hook) for m in hooked]
     try:
         with TrainMode(net), torch.no_grad():
             net(inputs)

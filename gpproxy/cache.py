@@ -69,7 +69,7 @@ def _with_old_defaults(spec: dict) -> dict:
     stops new archs with moments being added to them.
     """
     d = dict(spec)
-    d["probe"] = {"moments": False, **d.get("probe", {})}
+    d["probe"] = {"moments": False, "net_terms": False, **d.get("probe", {})}
     return d
 
 
@@ -285,7 +285,7 @@ def _flat_spec(d: dict) -> dict:
 
 def _check_compatible(root: Path, manifest: dict, spec: CacheSpec) -> None:
     old = _flat_spec(_with_old_defaults(manifest["spec"]))
-    new = _flat_spec(spec.to_dict())
+    new = _flat_spec(_with_old_defaults(spec.to_dict()))  # every field, to_dict's omitted defaults too
     diff = [k for k in new if old.get(k) != new[k]]
     if diff:
         k = diff[0]

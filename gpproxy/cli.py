@@ -55,7 +55,7 @@ def cmd_cache(args) -> int:
                      input=args.input, resolution=args.resolution, storage=args.storage,
                      probe=ProbeConfig(act_features=args.act_features, weight_rows=args.weight_rows,
                                        weight_cols=args.weight_cols, noise_pass=args.noise_pass,
-                                       sample_seed=args.seed))
+                                       sample_seed=args.seed, net_terms=args.net_terms))
     cache, target = cache_benchmark(args.out, spec, args.benchmark, target=args.target,
                                     archs=_archs_arg(args.archs), jobs=args.jobs, device=args.device,
                                     dask_address=args.dask)
@@ -358,6 +358,8 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--weight-rows", type=int, default=16)
     c.add_argument("--weight-cols", type=int, default=64)
     c.add_argument("--noise-pass", action="store_true")
+    c.add_argument("--net-terms", action="store_true",
+                   help="also record the whole-network terms (jacov, naswot) that Net terminals of a pack read")
     c.add_argument("--out", required=True)
     c.add_argument("--jobs", type=int, default=2, help="worker processes (1 torch thread each)")
     c.add_argument("--device", default="auto", help="auto | cpu | cuda")

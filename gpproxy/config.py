@@ -44,6 +44,7 @@ class TaskConfig:
     weight_cols: int = 64
     noise_pass: bool = False
     moments: bool = True  # exact full-tensor sum/|x|/x^2 per statistic (reductions of a terminal use them)
+    net_terms: bool = False  # whole-network terms (probe.network_terms) for packs with Net terminals
     cache: str = ""  # directory; "" = caches/<task name>-<hash of probe settings>
 
 
@@ -261,6 +262,7 @@ TASK_RULES = {
     "weight_cols": rule(int, _positive, ">= 1"),
     "noise_pass": rule(bool),
     "moments": rule(bool),
+    "net_terms": rule(bool),
     "cache": rule(str),
 }
 

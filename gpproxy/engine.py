@@ -139,6 +139,11 @@ class Engine:
         self.root = Path(root)
         self.log = log or (lambda msg: print(msg, flush=True))
         self.pack = load_pack(config.search.pack)
+        lacking = [t.name for t in config.tasks if self.pack.net_terminals and not t.net_terms]
+        if lacking:
+            raise GpproxyError(f"pack {self.pack.name} uses whole-network terms "
+                               f"({', '.join(self.pack.net_terminals)}): set net_terms = true in task(s) "
+                               f"{', '.join(lacking)} (or task.net_terms = true for all)")
         self.pset = self.pack.pset()
         self.device = resolve_device(config.device)
         self._toolbox()

@@ -40,7 +40,7 @@ from deap import gp
 from . import probe
 from .errors import GpproxyError
 from .formula import exact_stat, is_population, parse_formula, population_terms, to_math
-from .pack import FAMILY_OF_TYPE, MATRIX, Layer, load_pack
+from .pack import FAMILY_OF_TYPE, MATRIX, Layer, Net, load_pack
 from .probe import NOISE_SUFFIX, ProbeConfig, stat_family
 from .version import __version__
 
@@ -57,6 +57,10 @@ META_WORDS = {
     "fan_in": "inputs per output unit (in channels / groups x kernel area)",
     "out_channels": "output channels (units) of the layer",
     "out_numel": "output size per sample (channels x height x width)",
+}
+NET_WORDS = {
+    "jacov": "the whole net's input-logit Jacobian score (NASWOT v1's Jacobian covariance)",
+    "naswot": "log-determinant of NASWOT's Hamming kernel summed over the inputs of every Conv2d/Linear layer",
 }
 
 
@@ -162,6 +166,7 @@ class Needs:
     moments: set = field(default_factory=set)  # statistics / "X*Y" products whose moments are read
     kernels: set = field(default_factory=set)  # activation statistics whose kernel columns are read
     meta: set = field(default_factory=set)  # layer numbers
+    net: set = field(default_factory=set)  # whole-network terms (probe.network_terms)
     prims: list = field(default_factory=list)  # primitives called, in order
     exact: list = field(default_factory=list)  # primitives whose exact twin is called
 
@@ -202,6 +207,9 @@ def formula_code(tree, pack, moments: bool = True, needs: Needs | None = None) -
             if node.ret is Layer:
                 needs.meta.add(node.value)
                 return f"S['meta'][{node.value!r}]", i + 1
+            if node.ret is Net:
+                needs.net.add(node.value)
+                return f"S['net'][{node.value!r}]", i + 1
             needs.samples.add(node.value)
             return f"S['stats'][{node.value!r}]", i + 1
         end = tree.searchSubtree(i).stop
@@ -418,6 +426,8 @@ def _statistics_code(needs: Needs) -> str:
         "out_channels": "float(m.weight.shape[0])",
         "out_numel": "float(out_numel(shapes[n]))",
     }
+    if needs.net:  # after the statistics passes, as the probe computes them
+        lines += ["S['net'] = {k: torch.tensor([v], device=dev) for k, v in network_terms(net, inputs).items()}"]
     if needs.meta:
         lines.append("S['meta'] = {")
         lines += [f"    {k!r}: torch.tensor([{meta[k]} for n, m in ran], device=dev)," for k in sorted(needs.meta)]
@@ -470,6 +480,8 @@ def probe_code(needs: Needs) -> tuple[str, list]:
         funcs.append(_source(probe.pair_moments))
     if "out_numel" in needs.meta:
         funcs.append(OUT_NUMEL)
+    if needs.net:
+        funcs.append(_source(probe.network_terms))
     return "\n\n".join(funcs), consts
 
 
@@ -604,13 +616,15 @@ def export_formula(formula: str, output, pack_name: str = "default", probe_cfg: 
                           + (" (second pass, Gaussian-noise input)" if s.endswith(NOISE_SUFFIX) else "")
                           for s in used]
     words += [f"  {m}: {META_WORDS.get(m, 'a per-layer number of the probe')}" for m in sorted(needs.meta)]
+    words += [f"  {m}: {NET_WORDS[m]}" for m in sorted(needs.net)]
     words += [f"  {p.name}: {prim_words(p)}" for p in
               [pack.prims[n] for n in dict.fromkeys(needs.prims + needs.exact)]]
     if needs.exact:
         words.append("  (a reduction of a statistic itself is exact, from moments of the full tensor)")
     grads = any(x.removesuffix(NOISE_SUFFIX) in ("dW", "dZ") for x in needs.stats())
     passes = ("One forward+backward pass" if grads else "One forward pass") + (
-        " and one on Gaussian noise" if any(x.endswith(NOISE_SUFFIX) for x in needs.stats()) else "")
+        " and one on Gaussian noise" if any(x.endswith(NOISE_SUFFIX) for x in needs.stats()) else "") + (
+        " plus one forward+backward for the whole-network terms" if needs.net else "")
     additive = bool(per_layer and pack.prims[tree[0].name].additive)
     name = name or measure_name(str(tree))
     if not re.fullmatch(r"[A-Za-z_][\w.-]{0,80}", name):

@@ -146,8 +146,8 @@ def restrict(pack: Pack, name: str, stats=None, drop=()) -> Pack:
     if unknown:
         raise GpproxyError(f"pack {pack.name} has no primitive(s) {', '.join(sorted(unknown))}")
     out = Pack(name=name, stats=dict(keep), layer_terminals=pack.layer_terminals,
-               constants=pack.constants, doc=f"{pack.name} restricted to {', '.join(keep)}"
-               + (f" without {', '.join(drop)}" if drop else ""),
+               net_terminals=pack.net_terminals, constants=pack.constants,
+               doc=f"{pack.name} restricted to {', '.join(keep)}" + (f" without {', '.join(drop)}" if drop else ""),
                prims={k: p for k, p in pack.prims.items() if k not in drop},
                stat_math=dict(pack.stat_math), stat_latex=dict(pack.stat_latex))
     for seed_name, formula in pack.seeds.items():
@@ -327,6 +327,12 @@ class FormulaEval:
         name = node.value
         if node.ret is Layer:
             return S.meta[name]
+        if node.ret is Net:
+            try:
+                return S.net[name]
+            except KeyError:
+                raise FormulaError(f"whole-network term {name!r} is not in this cache; rebuild it with "
+                                   "net_terms = true (--net-terms)") from None
         try:
             return S.stats[name]
         except KeyError:

@@ -38,6 +38,10 @@ each declaration on random inputs:
                                  statistics (``probe.PAIRS``) instead of samples
 ``aggregate(..., additive=True)`` the sum over layers: an exported proxy can
                                  return the per-layer terms (NASLib's shape)
+``Pack(net_terminals=...)``       whole-network terms (``probe.NET_TERMS``: the
+                                 input-logit Jacobian score, NASWOT's network
+                                 kernel) as Net terminals; caches need
+                                 ``net_terms``
 ``Pack(stat_latex=..., stat_math=...)``  how statistics and layer terminals are
                                  written in LaTeX / readable math (default: the
                                  name, ``\\mathrm{name}`` in LaTeX)
@@ -119,12 +123,22 @@ class Pack:
     name: str
     stats: dict  # terminal name -> matrix type (Weight/Input/Output)
     layer_terminals: tuple = ("params",)
+    # whole-network terms (probe.NET_TERMS) offered as Net terminals; a cache needs net_terms
+    net_terminals: tuple = ()
     constants: tuple = (0.5, 1.0, 2.0)
     doc: str = ""
     prims: dict = field(default_factory=dict)  # name -> PrimDef
     seeds: dict = field(default_factory=dict)  # baseline name -> formula string
     stat_math: dict = field(default_factory=dict)  # terminal name -> readable symbol
     stat_latex: dict = field(default_factory=dict)  # terminal name -> LaTeX symbol
+
+    def __post_init__(self):
+        from .probe import NET_TERMS
+
+        unknown = [t for t in self.net_terminals if t not in NET_TERMS]
+        if unknown:
+            raise GpproxyError(f"pack {self.name}: unknown whole-network term(s) {', '.join(map(repr, unknown))} "
+                               f"(the probe computes {', '.join(NET_TERMS)})")
 
     # ------------------------------------------------------------ registration
     def _register(self, name, kind, types, math, latex, exact=None, exact_cols=4, **roles):
@@ -224,6 +238,8 @@ class Pack:
         if include_layer_terminals:
             for m in self.layer_terminals:
                 ps.addTerminal(m, Layer, name=m)
+        for m in self.net_terminals:
+            ps.addTerminal(m, Net, name=m)
         for c in self.constants:
             # Unnamed: DEAP prints repr(value), and the same number may be
             # both a Layer and a Net constant.

@@ -41,6 +41,12 @@ Hamming kernel of the codes X > 0: the default pack's ``logdet`` and
 ``hamming`` reductions of the whole tensor (on 64 sampled features the
 Hamming term ranked archs with Kendall τ 0.94 against full tensors).
 
+With ``ProbeConfig.net_terms`` (off by default) ``network_terms`` adds two
+exact numbers of the whole network after the statistics pass: the input-logit
+Jacobian score ``jacov`` and a network-level NASWOT kernel ``naswot`` (Net
+terminals of packs that declare them, e.g. primitives/network.py). They are
+stored in every layer's ``meta["net"]``.
+
 Products of two statistics that share positions (``PAIRS``: W·dW, Z·dZ and,
 with the noise pass, Z_n·dZ_n, W·dW_n) get the same moments of their FULL
 element-wise product x*y under the key ``"X*Y"`` (see ``pair_moments``), so a
@@ -85,6 +91,8 @@ class ProbeConfig:
     # Exact full-tensor moments per statistic. Caches built before this field
     # existed have none; cache.py reads a missing key as False.
     moments: bool = True
+    # Whole-network terms (``network_terms``): one more forward+backward per net.
+    net_terms: bool = False
 
     def stat_names(self) -> tuple[str, ...]:
         base = WEIGHT_STATS + INPUT_STATS + OUTPUT_STATS
@@ -100,7 +108,10 @@ class ProbeConfig:
         return tuple(f"{a}*{b}" for a, b in PAIRS if a in names and b in names)
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        d = asdict(self)
+        if not d["net_terms"]:  # left out: caches (and their digests) made before the field stay valid
+            del d["net_terms"]
+        return d
 
 
 def stat_family(name: str) -> str:
@@ -358,6 +369,60 @@ def collect_stats(net, inputs, targets, loss_fn, act_features: int, weight_rows:
     return [(name, modules[name], stats, exact[name]) for name, stats in records.items() if "Z" in stats]
 
 
+NET_TERMS = ("jacov", "naswot")  # what network_terms returns: formula terminals of type Net
+
+
+def network_terms(net, inputs):  # exported
+    """Whole-network numbers of one net (not per layer), from one forward+backward.
+
+    ``jacov``  NASWOT v1's Jacobian-covariance score: with J the per-sample
+               d(Σ logits)/d(input), -Σ_i log(λ_i + k) + 1/(λ_i + k) over the
+               eigenvalues λ of corr(J), k = 1e-5. A sample whose row is constant
+               (no input-output path) counts as perfectly correlated (corr 1),
+               so the score stays finite and ranks such a net last.
+    ``naswot`` NASWOT's network-level log|K|, K = Σ c cᵀ + (1-c)(1-c)ᵀ over the
+               input of every Conv2d/Linear layer, c = 1[input > 0] per sample,
+               + 10⁻³ I (finite for any net). NASWOT sums over nn.ReLU modules;
+               layer inputs are where every space has the codes (NAS-Bench-Macro
+               calls torch.relu, so it has no ReLU module) and, in ReLU-Conv-BN
+               spaces such as NB201, they are those ReLUs' outputs.
+
+    BN runs in batch-statistics (train) mode, as in the probe pass.
+    """
+    n = inputs.shape[0]
+    kernel = torch.zeros(n, n, dtype=torch.float64, device=inputs.device)
+
+    def hook(module, args, out):
+        nonlocal kernel
+        c = (args[0].detach().reshape(n, -1) > 0).to(torch.float64)
+        kernel = kernel + c @ c.t() + (1 - c) @ (1 - c).t()
+
+    layers = [m for m in net.modules() if isinstance(m, (torch.nn.Conv2d, torch.nn.Linear))]
+    handles = [m.register_forward_hook(hook) for m in layers]
+    was_training = net.training
+    net.train()
+    try:
+        x = inputs.detach().clone().requires_grad_(True)
+        out = net(x)
+        logits = out[-1] if isinstance(out, (tuple, list)) else out
+        # a net whose logits do not depend on its input (no path) gets a zero Jacobian
+        grad = (torch.autograd.grad(logits.sum(), x, allow_unused=True)[0] if logits.requires_grad else None)
+        grad = torch.zeros_like(x) if grad is None else grad
+    finally:
+        for h in handles:
+            h.remove()
+        net.train(was_training)
+    net.zero_grad(set_to_none=True)
+    corr = torch.corrcoef(grad.detach().reshape(n, -1).to(torch.float64))
+    corr = torch.where(torch.isfinite(corr), corr, torch.ones_like(corr))
+    lam = torch.linalg.eigvalsh(corr)
+    k = 1e-5
+    jacov = -torch.sum(torch.log(lam.clamp_min(0) + k) + 1.0 / (lam.clamp_min(0) + k))
+    eye = torch.eye(n, dtype=torch.float64, device=inputs.device)
+    naswot = torch.linalg.slogdet(kernel + 1e-3 * eye).logabsdet
+    return {"jacov": float(jacov), "naswot": float(naswot)}
+
+
 # ---------------------------------------------------------------- conventions of a measuring pass
 # Shared with gpproxy.baselines and gpproxy.baselines_recent; the exported
 # functions above spell them out inline, as exports carry no gpproxy helper.
@@ -395,10 +460,14 @@ def probe(net, inputs, targets, cfg: ProbeConfig, loss_fn=None, noise_inputs=Non
     layers = collect_stats(net, inputs, targets, loss_or_default(loss_fn), cfg.act_features,
                            cfg.weight_rows, cfg.weight_cols, cfg.sample_seed, cfg.noise_pass,
                            noise_inputs, moments=cfg.moments)
+    # after the statistics pass, so that its numbers are the same with or without these
+    net_terms = network_terms(net, inputs) if cfg.net_terms else None
     out = []
     for name, module, stats, moments in layers:
         meta = layer_meta(module)
         meta["out_numel"] = int(stats["Z"][0].shape[1] * stats["Z"][1])
+        if net_terms is not None:
+            meta["net"] = net_terms  # the same numbers on every layer of the net (statset reads the first)
         out.append(LayerRecord(name, meta, stats, moments))
     return out
 

@@ -13,6 +13,9 @@ kernels, float64, layer order) where the cache has them; formulas use them
 for reductions applied directly to a statistic. Keys
 ``"X*Y"`` hold the moments of the element-wise product of X and Y (see
 ``probe.PAIRS``), for reductions of the pack's product of X and Y.
+
+``net`` holds the whole-network terms (``probe.network_terms``) of caches built
+with them: one number per arch, the formulas' Net terminals.
 """
 from __future__ import annotations
 
@@ -47,6 +50,8 @@ class StatSet:
     device: str = "cpu"
     # stat name -> (L, 4) float64 exact moments; no entry when not cached for every layer
     moments: dict = field(default_factory=dict)
+    # term name -> (N,) whole-network terms (probe.network_terms); none unless cached for every arch
+    net: dict = field(default_factory=dict)
 
     @property
     def n_archs(self) -> int:
@@ -92,10 +97,11 @@ def stack_layers(archs, per_arch_layers, stats=None, device="cpu", dtype=torch.f
     per_family: dict = {}  # family -> {shape: {"ids": [], "scale": [], stat: [arrays]}}
     arch_of_layer, meta_cols = [], {m: [] for m in LAYER_META}
     moment_rows: dict = {}  # stat -> [4 floats per layer]
-    counts = []
+    counts, net_rows = [], []
     lid = 0
     for ai, layers in enumerate(per_arch_layers):
         counts.append(len(layers))
+        net_rows.append(layers[0].meta.get("net", {}) if layers else {})
         for layer in layers:
             arch_of_layer.append(ai)
             for m in LAYER_META:
@@ -150,6 +156,8 @@ def stack_layers(archs, per_arch_layers, stats=None, device="cpu", dtype=torch.f
         # formulas then fall back to its sample for every layer alike.
         moments={stat: _moment_matrix(rows, device)
                  for stat, rows in moment_rows.items() if len(rows) == lid},
+        net={name: torch.tensor([float(r[name]) for r in net_rows], dtype=dtype, device=device)
+             for name in (set.intersection(*(set(r) for r in net_rows)) if net_rows else ())},
     )
 
 

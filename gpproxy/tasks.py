@@ -23,7 +23,8 @@ def cache_spec(task: TaskConfig) -> CacheSpec:
                      seed=task.seed, input=task.input, resolution=task.resolution,
                      probe=ProbeConfig(act_features=task.act_features, weight_rows=task.weight_rows,
                                        weight_cols=task.weight_cols, noise_pass=task.noise_pass,
-                                       sample_seed=task.seed, moments=task.moments),
+                                       sample_seed=task.seed, moments=task.moments,
+                                       net_terms=task.net_terms),
                      storage=task.storage)
 
 

@@ -166,6 +166,23 @@ def test_nwot_counts_binary_code_agreements():
     assert BASELINES["nwot"](net, x, None) == pytest.approx(float(torch.logdet(k)))
 
 
+def test_nwot_without_relu_modules_reads_layer_inputs():
+    """Functional ReLUs (NAS-Bench-Macro): the codes of each Linear layer's input, not an empty kernel."""
+    class Functional(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.fc = nn.Linear(3, 2)
+
+        def forward(self, x):
+            return self.fc(torch.relu(x.flatten(1)))
+
+    net = Functional()
+    x = torch.tensor([[1.0, -1.0, 2.0], [1.0, 1.0, -2.0]]).reshape(2, 1, 1, 3)
+    # the Linear's input is relu(x): codes [1,0,1] and [1,1,0] agree on 1 of 3 features
+    k = torch.tensor([[3.0, 1.0], [1.0, 3.0]], dtype=torch.float64)
+    assert BASELINES["nwot"](net, x, None) == pytest.approx(float(torch.logdet(k)))
+
+
 def test_jacobian_proxies_share_one_pass():
     net, (x, y) = _nb201(), _batch()
     both = jacobian_scores(net, x, y)

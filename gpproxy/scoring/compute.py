@@ -134,7 +134,10 @@ def _formula_scores(archs, keys, ds, protocol, formulas, store, cache_root, log)
     if not need:
         return
     used = set().union(*(stats_used(f.tree) for f in formulas))
-    spec = protocol.cache_spec(ds, noise_pass=any(s.endswith("_n") for s in used))
+    from ..probe import NET_TERMS
+
+    spec = protocol.cache_spec(ds, noise_pass=any(s.endswith("_n") for s in used),
+                               net_terms=bool(used & set(NET_TERMS)))
     from ..spaces import get_space
     from ..tasks import spec_digest
 

@@ -40,13 +40,13 @@ class Protocol:
             return self.seed
         return (self.seed * 1_000_003 + zlib.crc32(arch.encode())) % (2 ** 31)
 
-    def cache_spec(self, ds: Dataset, noise_pass: bool = False):
+    def cache_spec(self, ds: Dataset, noise_pass: bool = False, net_terms: bool = False):
         from ..cache import CacheSpec
         from ..probe import ProbeConfig
 
         return CacheSpec(space=self.space, num_classes=ds.num_classes, batch=self.batch, seed=self.seed,
                          input=self.input, resolution=self.resolution_for(ds),
-                         probe=ProbeConfig(noise_pass=noise_pass, sample_seed=self.seed))
+                         probe=ProbeConfig(noise_pass=noise_pass, sample_seed=self.seed, net_terms=net_terms))
 
     def minibatch(self, ds: Dataset):
         """The batch every arch sees: the cache's own loader, so formulas see it too."""
