@@ -207,16 +207,21 @@ def metrics(scores, acc, params) -> dict:
     return out
 
 
+def nb201_runs(variant: str) -> list:
+    """The NB201-only searches of a variant: seed 0 (search1's), seeds 1 and 2 (search2's)."""
+    return [f"{variant}-only-nb201{s}" for s in ("", "-s1", "-s2")]
+
+
 def choose_nb201() -> dict:
     """zoo:nb201, the best proxy on NB201: of every NB201-only search (each variant; seeds 1 and 2
     where search2 ran them), the one whose formula has the best Kendall tau on NB201 validation archs.
     Its variant's seeds (0-2) are the seeds the 3-seed mean is taken over."""
-    names = [f"{v}-only-nb201{s}" for v in VARIANTS for s in ("", "-s1", "-s2")]  # seed 0 is search1's
+    names = [n for v in VARIANTS for n in nb201_runs(v)]
     runs = {name: selected(name) for name in names if (RUNS / name / "summary.json").exists()}
     tau = validation_tau("nb201", runs)
     best = max(tau, key=tau.get)
-    variant = next(v for v in VARIANTS if best in (f"{v}-only-nb201{s}" for s in ("", "-s1", "-s2")))
-    seeds = [n for n in (f"{variant}-only-nb201{s}" for s in ("", "-s1", "-s2")) if n in runs]
+    variant = next(v for v in VARIANTS if best in nb201_runs(v))
+    seeds = [n for n in nb201_runs(variant) if n in runs]
     return {"runs": {n: f for n, (f, _) in runs.items()}, "validation_tau": tau, "run": best,
             "variant": variant, "seeds": seeds, "formula": runs[best][0], "pack": runs[best][1],
             "rule": "of every NB201-only search (every variant, seeds 0-2 where run), the one whose formula "

@@ -412,7 +412,6 @@ def network_terms(net, inputs):  # exported
         for h in handles:
             h.remove()
         net.train(was_training)
-    net.zero_grad(set_to_none=True)
     corr = torch.corrcoef(grad.detach().reshape(n, -1).to(torch.float64))
     corr = torch.where(torch.isfinite(corr), corr, torch.ones_like(corr))
     lam = torch.linalg.eigvalsh(corr)
