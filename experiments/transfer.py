@@ -13,6 +13,9 @@ Stages (each resumable: runs resume, caches complete, scores are stored):
 ``search2``  NB201 alone with the chosen variant, seeds 1 and 2 (zoo:nb201 is
              the NB201-only search, of every variant and seed run, with the
              best NB201 validation tau).
+``search3``  NB201 alone, seeds 0-2, with larger budgets (BUDGETS: about 4x and
+             12x the evaluations of search1/2), for the variant whose NB201-only
+             seeds have the best mean validation tau.
 ``baselines`` the baselines that need a network pass per arch, into one score
              store per report column (experiments/results/transfer_COLUMN.scores.json;
              run one process per ``--columns`` in parallel); the report uses the
@@ -27,6 +30,7 @@ Stages (each resumable: runs resume, caches complete, scores are stored):
     .venv/bin/python experiments/transfer.py --stage search1 [--shard 0/2]
     .venv/bin/python experiments/transfer.py --stage select
     .venv/bin/python experiments/transfer.py --stage search2 [--shard 0/2]
+    .venv/bin/python experiments/transfer.py --stage search3 [--shard 0/2]
     .venv/bin/python experiments/transfer.py --stage baselines [--columns nb201-c10 ...]
     .venv/bin/python experiments/transfer.py --stage report
 
@@ -107,6 +111,36 @@ def plan_search2(chosen: str) -> dict:
             for seed in (1, 2)}
 
 
+BUDGETS = {"long": {"population": 200, "generations": 40},  # search3: about 4x the evaluations of search1/2's
+           "xl": {"population": 300, "generations": 80}}  # and about 3x more again
+
+
+def nb201_runs(setting: str) -> list:
+    """The NB201-only searches of a setting (a variant, or "VARIANT-BUDGET" for search3): seeds 0, 1, 2."""
+    return [f"{setting}-only-nb201{s}" for s in ("", "-s1", "-s2")]
+
+
+def nb201_settings() -> list:
+    return [*VARIANTS, *(f"{v}-{b}" for v in VARIANTS for b in BUDGETS)]
+
+
+def best_nb201_variant() -> tuple:
+    """(variant, {variant: mean tau}): of the variants whose three NB201-only seeds have run, the one
+    with the best mean NB201 validation tau over its seeds; search3 runs it with larger BUDGETS."""
+    full = {v: nb201_runs(v) for v in VARIANTS if all((RUNS / n / "summary.json").exists() for n in nb201_runs(v))}
+    tau = validation_tau("nb201", {n: selected(n) for names in full.values() for n in names})
+    means = {v: float(np.mean([tau[n] for n in names])) for v, names in full.items()}
+    return max(means, key=means.get), means
+
+
+def plan_search3(variant: str) -> dict:
+    """NB201 alone with a variant's settings and each larger budget, seeds 0-2: the seeds of search1/2
+    ended far apart on validation (0.687-0.750 for vocab+size) with fitness still rising at the last
+    generation, so a longer search is a candidate for zoo:nb201 like any other NB201-only search."""
+    return {name: config(name, ["nb201"], variant, seed, **budget)
+            for b, budget in BUDGETS.items() for seed, name in enumerate(nb201_runs(f"{variant}-{b}"))}
+
+
 # Leave-one-space-out: the run that did not see a space, scored on that space's validation archs.
 LEFT_OUT_RUN = {"nb201": "only-macro", "macro": "only-nb201", "darts": "without-darts"}
 
@@ -166,7 +200,12 @@ def ensure_cache(key: str, archs: list, pack: str = "default") -> None:
     from gpproxy.config import TaskConfig
     from gpproxy.tasks import build_task_cache, cache_spec
 
+    from gpproxy.cache import open_cache
+
     s = SPACES[key]
+    root = Path(cache_of(key, pack))
+    if (root / "cache.json").exists() and set(archs) <= set(open_cache(root).manifest["keys"]):
+        return  # complete: building would take the cache's lock, which a running search may hold
     bench, _, acc = space_splits(key)
     build_task_cache(cache_of(key, pack), cache_spec(TaskConfig(**task_of(key, pack))), archs, bench, jobs=2,
                      benchmark=str(s.benchmark), target=s.target, targets=acc, log=log)
@@ -233,7 +272,8 @@ def stage_select() -> dict:
 
 def main() -> int:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--stage", choices=("search1", "select", "search2", "baselines", "report"), required=True)
+    ap.add_argument("--stage", required=True,
+                    choices=("search1", "select", "search2", "search3", "baselines", "report"))
     ap.add_argument("--baselines", nargs="*", default=None,
                     help="--stage baselines: which ones to compute into the score stores (default: all)")
     ap.add_argument("--columns", nargs="*", default=None, help="--stage baselines: which report columns")
@@ -254,6 +294,11 @@ def main() -> int:
         stage_select()
     elif args.stage == "search2":
         run_plan(plan_search2(json.loads(SELECTION.read_text())["chosen"]), args.shard, args.only)
+    elif args.stage == "search3":
+        variant, means = best_nb201_variant()
+        log("NB201-only seeds, mean validation tau: " + ", ".join(f"{v} {t:.3f}" for v, t in means.items())
+            + f"; search3 runs {variant}")
+        run_plan(plan_search3(variant), args.shard, args.only)
     elif args.stage == "baselines":  # fills the score stores ahead of the report (resumable)
         from transfer_report import precompute_baselines
 
