@@ -197,17 +197,16 @@ def space_splits(key: str):
 def ensure_cache(key: str, archs: list, pack: str = "default") -> None:
     """Build whatever part of ``archs`` the space's cache (for ``pack``) lacks (spaces no search builds:
     DARTS, NB101)."""
+    from gpproxy.cache import open_cache
     from gpproxy.config import TaskConfig
     from gpproxy.tasks import build_task_cache, cache_spec
-
-    from gpproxy.cache import open_cache
 
     s = SPACES[key]
     root = Path(cache_of(key, pack))
     if (root / "cache.json").exists() and set(archs) <= set(open_cache(root).manifest["keys"]):
         return  # complete: building would take the cache's lock, which a running search may hold
     bench, _, acc = space_splits(key)
-    build_task_cache(cache_of(key, pack), cache_spec(TaskConfig(**task_of(key, pack))), archs, bench, jobs=2,
+    build_task_cache(root, cache_spec(TaskConfig(**task_of(key, pack))), archs, bench, jobs=2,
                      benchmark=str(s.benchmark), target=s.target, targets=acc, log=log)
 
 
