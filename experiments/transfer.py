@@ -124,11 +124,17 @@ def nb201_settings() -> list:
     return [*VARIANTS, *(f"{v}-{b}" for v in VARIANTS for b in BUDGETS)]
 
 
-def best_nb201_variant() -> tuple:
+def finished(name: str) -> bool:
+    return (RUNS / name / "summary.json").exists()
+
+
+def best_nb201_variant(tau: dict | None = None) -> tuple:
     """(variant, {variant: mean tau}): of the variants whose three NB201-only seeds have run, the one
-    with the best mean NB201 validation tau over its seeds; search3 runs it with larger BUDGETS."""
-    full = {v: nb201_runs(v) for v in VARIANTS if all((RUNS / n / "summary.json").exists() for n in nb201_runs(v))}
-    tau = validation_tau("nb201", {n: selected(n) for names in full.values() for n in names})
+    with the best mean NB201 validation tau over its seeds; search3 runs it with larger BUDGETS.
+    ``tau``: {run: validation tau} already measured for (at least) those runs."""
+    full = {v: nb201_runs(v) for v in VARIANTS if all(map(finished, nb201_runs(v)))}
+    if tau is None:
+        tau = validation_tau("nb201", {n: selected(n) for names in full.values() for n in names})
     means = {v: float(np.mean([tau[n] for n in names])) for v, names in full.items()}
     return max(means, key=means.get), means
 
@@ -145,11 +151,25 @@ def plan_search3(variant: str) -> dict:
 LEFT_OUT_RUN = {"nb201": "only-macro", "macro": "only-nb201", "darts": "without-darts"}
 
 
+def waiting_for_caches(call, attempts: int = 60, pause_s: float = 10.0):
+    """``call()``, retried while a cache it opens is locked: a shared cache is locked only while
+    another process of the study completes it, so waiting is enough."""
+    from gpproxy.errors import InUseError
+
+    for attempt in range(attempts):
+        try:
+            return call()
+        except InUseError as e:
+            if e.what != "cache" or attempt == attempts - 1:
+                raise
+            time.sleep(pause_s)
+
+
 def run_plan(plan: dict, shard: str, only: str = "*") -> None:
     from fnmatch import fnmatch
 
     from gpproxy import evolve
-    from gpproxy.errors import GpproxyError, InUseError
+    from gpproxy.errors import GpproxyError
 
     k, n = (int(x) for x in shard.split("/"))
     names = [name for name in plan if fnmatch(name, only)]
@@ -158,22 +178,10 @@ def run_plan(plan: dict, shard: str, only: str = "*") -> None:
         if i % n != k:
             continue
         t0 = time.perf_counter()
-        run = None
-        for attempt in range(60):
-            try:
-                run = evolve(cfg, RUNS / name, plots=False, log=lambda m: None)
-                break
-            except InUseError as e:
-                # a shared cache is locked only while another search completes it: wait; a run
-                # directory owned by another process is that process's to finish
-                if e.what != "cache" or attempt == 59:
-                    log(f"{name}: not run now ({e})")
-                    break
-                time.sleep(10)
-            except GpproxyError as e:
-                log(f"{name}: not run now ({e})")
-                break
-        if run is None:
+        try:  # a run directory owned by another process is that process's to finish
+            run = waiting_for_caches(lambda: evolve(cfg, RUNS / name, plots=False, log=lambda m: None))
+        except GpproxyError as e:
+            log(f"{name}: not run now ({e})")
             continue
         seconds = time.perf_counter() - t0
         done = RUNS / name / "wall_seconds.json"
@@ -197,17 +205,14 @@ def space_splits(key: str):
 def ensure_cache(key: str, archs: list, pack: str = "default") -> None:
     """Build whatever part of ``archs`` the space's cache (for ``pack``) lacks (spaces no search builds:
     DARTS, NB101)."""
-    from gpproxy.cache import open_cache
     from gpproxy.config import TaskConfig
     from gpproxy.tasks import build_task_cache, cache_spec
 
     s = SPACES[key]
-    root = Path(cache_of(key, pack))
-    if (root / "cache.json").exists() and set(archs) <= set(open_cache(root).manifest["keys"]):
-        return  # complete: building would take the cache's lock, which a running search may hold
     bench, _, acc = space_splits(key)
-    build_task_cache(root, cache_spec(TaskConfig(**task_of(key, pack))), archs, bench, jobs=2,
-                     benchmark=str(s.benchmark), target=s.target, targets=acc, log=log)
+    waiting_for_caches(lambda: build_task_cache(
+        cache_of(key, pack), cache_spec(TaskConfig(**task_of(key, pack))), archs, bench, jobs=2,
+        benchmark=str(s.benchmark), target=s.target, targets=acc, log=log))
 
 
 def formula_scores(key: str, part: str, formulas: dict, cache: str | None = None, archs=None) -> dict:

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from transfer import (BUDGETS, LEFT_OUT_RUN, NET_PACKS, RESULTS, RUNS, SEARCH, SEARCHED, SELECTION, SPACES,
-                      VARIANTS, best_nb201_variant, cache_of, ensure_cache, formula_scores, log, nb201_runs,
+                      VARIANTS, best_nb201_variant, cache_of, ensure_cache, finished, formula_scores, log, nb201_runs,
                       nb201_settings, selected, space_splits, validation_tau)
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -213,12 +213,12 @@ def choose_nb201() -> dict:
     where search2 ran them; search3's longer ones), the one whose formula has the best Kendall tau on
     NB201 validation archs. Its setting's seeds (0-2) are the seeds the 3-seed mean is taken over."""
     names = [n for v in nb201_settings() for n in nb201_runs(v)]
-    runs = {name: selected(name) for name in names if (RUNS / name / "summary.json").exists()}
+    runs = {name: selected(name) for name in names if finished(name)}
     tau = validation_tau("nb201", runs)
     best = max(tau, key=tau.get)
     variant = next(v for v in nb201_settings() if best in nb201_runs(v))
     seeds = [n for n in nb201_runs(variant) if n in runs]
-    longer, means = best_nb201_variant()
+    longer, means = best_nb201_variant(tau)
     return {"runs": {n: f for n, (f, _) in runs.items()}, "validation_tau": tau, "run": best,
             "search3": {"variant": longer, "seed_mean_validation_tau": means},
             "variant": variant, "seeds": seeds, "formula": runs[best][0], "pack": runs[best][1],
