@@ -124,8 +124,12 @@ class HeldoutScorer:
         A formula that raises on the held-out statistics (a user primitive that
         fails only on some archs) is None there: the run still finishes."""
         out = {f: {} for f in formulas}
+        scored: dict = {}  # tasks that differ only in their target rank the same scores
         for td in self.tasks:
-            scores = self.scores(formulas, td, errors={})
+            key = (str(td.cache_root), tuple(td.heldout_archs))
+            if key not in scored:
+                scored[key] = self.scores(formulas, td, errors={})
+            scores = scored[key]
             for f in formulas:
                 s = scores.get(f)
                 ok = s is not None and np.all(np.isfinite(s)) and np.ptp(s) > 0

@@ -185,6 +185,12 @@ class _Term:
     text: str
 
 
+def _statistics_key(t: TaskEval) -> tuple:
+    """What a task's formula scores depend on: its cache and archs (not its target), so tasks that
+    rank the same archs by different accuracies (NB201's three datasets) are scored once."""
+    return t.cache_root, t.archs
+
+
 def _invalid(why: str) -> dict:
     return {"fitness": INVALID, "valid": False, "error": why, "tasks": {}}
 
@@ -197,15 +203,19 @@ class EvalContext:
         self.pack = load_pack(spec.pack)
         self.pset = self.pack.pset()
         self.caches, self.chunks, self.acc, self.subsets, self.groups = {}, {}, {}, {}, {}
+        loaded: dict = {}
         for t in spec.tasks:
             cache = self.caches[t.name] = open_cache(t.cache_root)
-            self.chunks[t.name] = load_chunks(cache, list(t.archs), stats=list(self.pack.stats),
-                                              device=spec.device, chunk_archs=spec.chunk_archs)
+            key = _statistics_key(t)
+            if key not in loaded:  # tasks that differ only in their target share one load
+                loaded[key] = load_chunks(cache, list(t.archs), stats=list(self.pack.stats),
+                                          device=spec.device, chunk_archs=spec.chunk_archs)
+            self.chunks[t.name] = loaded[key]
             self.acc[t.name] = np.asarray(t.acc, dtype=np.float64)
             self.subsets[t.name] = [np.asarray(s) for s in t.subsets]
             self.groups[t.name] = [np.asarray(g) for g in t.size_groups]
         # Every chunk keeps its own memo during a batch: split one budget among them.
-        n_chunks = sum(len(c) for c in self.chunks.values())
+        n_chunks = sum(len(c) for c in loaded.values())
         self.memo_bytes = MATRIX_MEMO_BYTES // max(1, n_chunks)
 
     def _scores(self, trees: dict, task: TaskEval, memos=None, errors=None) -> dict:
@@ -231,12 +241,16 @@ class EvalContext:
                 results[f] = _invalid(str(e))
         per_task = {f: {} for f in trees}
         memos: dict = {}
+        scored: dict = {}  # statistics key -> (scores, errors): tasks that differ only in their target
         for t in self.spec.tasks:  # a formula invalid on one task is not scored on the next
             live = {f: tree for f, tree in trees.items() if f not in results}
             if not live:
                 break
-            errors: dict = {}
-            scores = self._scores(live, t, memos.setdefault(t.name, {}), errors)
+            key = _statistics_key(t)
+            if key not in scored:
+                errors: dict = {}
+                scored[key] = (self._scores(live, t, memos.setdefault(t.name, {}), errors), errors)
+            scores, errors = scored[key]
             for f in live:
                 why = errors[f][:200] if f in errors else check_scores(scores[f])
                 if why:

@@ -247,3 +247,39 @@ def test_size_weight_fitness_is_the_blend_of_overall_and_within_size_correlation
     s = ctx.scores(parse_formula("sum_layers(frob(dW))", ctx.pack), "t")
     expected = 0.5 * kendall(s, acc) + 0.5 * within_groups(s, acc, t.size_groups, "kendall")
     assert res["fitness"] == pytest.approx(expected, abs=1e-8)
+
+
+def test_tasks_differing_only_in_target_are_scored_once(tiny_table, tiny_cache, monkeypatch):
+    """Two targets of one table on one cache (NB201's three datasets): each formula's scores are
+    computed once per batch, and each task's fitness equals what a one-task context gives it."""
+    from dataclasses import replace
+
+    import numpy as np
+
+    from gpproxy import evaluator
+    from gpproxy.evaluator import EvalContext, EvalSpec, TaskEval
+    from gpproxy.tasks import prepare_task
+
+    td = prepare_task(tiny_config(tiny_table, tiny_cache).tasks[0], log=lambda m: None)
+    first = TaskEval("a", str(td.cache_root), tuple(td.search_archs), tuple(float(a) for a in td.search_acc))
+    reversed_acc = tuple(float(a) for a in -np.asarray(td.search_acc) + np.arange(len(td.search_acc)) * 0.05)
+    second = replace(first, name="b", acc=reversed_acc)
+    formulas = ["sum_layers(frob(dW))", "mean_layers(l1(A))", "not_a_formula(", "sum_layers(params)"]
+    calls = []
+    real = evaluator.score_on_cache
+
+    def counting(source, archs, trees, *a, **k):
+        calls.append(len(trees))
+        return real(source, archs, trees, *a, **k)
+
+    monkeypatch.setattr(evaluator, "score_on_cache", counting)
+    both = EvalContext(EvalSpec("default", (first, second), combine="min")).evaluate_many(formulas)
+    assert len(calls) == 1
+    alone = {t.name: EvalContext(EvalSpec("default", (t,))).evaluate_many(formulas) for t in (first, second)}
+    assert len(calls) == 3
+    for i, r in enumerate(both):
+        assert r["valid"] == alone["a"][i]["valid"] == alone["b"][i]["valid"]
+        if r["valid"]:
+            assert r["tasks"] == {"a": alone["a"][i]["fitness"], "b": alone["b"][i]["fitness"]}
+            assert r["fitness"] == min(r["tasks"].values())
+    assert sum(r["valid"] for r in both) == 3 and both[0]["tasks"]["a"] != both[0]["tasks"]["b"]
