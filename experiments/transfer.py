@@ -6,16 +6,23 @@ Stages (each resumable: runs resume, caches complete, scores are stored):
              a joint search on NB201 + NAS-Bench-Macro, and one search on each
              alone. DARTS and NB101 are searched by nothing (on this 2-core CPU a
              search that evaluates DARTS cells ran at 0.25 formulas/s).
-``select``   leave-one-space-out choice of the variant: the formula a run
+``select``   leave-one-space-out choice of the setting: the formula a run
              selects (its own rule, on its search archs) is scored on the
              VALIDATION archs of a space the run did not see (LEFT_OUT_RUN); the
-             variant with the best mean is chosen. No report arch is read.
-``search2``  NB201 alone with the chosen variant, seeds 1 and 2 (zoo:nb201 is
-             the NB201-only search, of every variant and seed run, with the
-             best NB201 validation tau).
+             variant (or "VARIANT-xl", once search5 has run) with the best mean is
+             chosen. No report arch is read.
+``search2``  NB201 alone with the chosen variant, seeds 1 and 2.
 ``search3``  NB201 alone, seeds 0-2, with larger budgets (BUDGETS: about 4x and
              12x the evaluations of search1/2), for the variant whose NB201-only
              seeds have the best mean validation tau.
+``search4``  NB201 alone, seeds 0-2, with search3's variant and largest budget and a
+             fitness that is the minimum over NB201's three datasets (CIFAR-10 valid,
+             CIFAR-100, ImageNet16-120; the other searches rank by CIFAR-10 valid only).
+             zoo:nb201 is the NB201-only search whose formula has the best mean
+             validation tau over the three datasets.
+``search5``  leave-one-space-out at search3's variant and xl budget (the joint
+             search and NAS-Bench-Macro alone; NB201 alone is search3's seed 0);
+             run ``select`` again afterwards.
 ``baselines`` the baselines that need a network pass per arch, into one score
              store per report column (experiments/results/transfer_COLUMN.scores.json;
              run one process per ``--columns`` in parallel); the report uses the
@@ -31,6 +38,9 @@ Stages (each resumable: runs resume, caches complete, scores are stored):
     .venv/bin/python experiments/transfer.py --stage select
     .venv/bin/python experiments/transfer.py --stage search2 [--shard 0/2]
     .venv/bin/python experiments/transfer.py --stage search3 [--shard 0/2]
+    .venv/bin/python experiments/transfer.py --stage search4 [--shard 0/3]
+    .venv/bin/python experiments/transfer.py --stage search5 [--shard 0/2]
+    .venv/bin/python experiments/transfer.py --stage select
     .venv/bin/python experiments/transfer.py --stage baselines [--columns nb201-c10 ...]
     .venv/bin/python experiments/transfer.py --stage report
 
@@ -69,6 +79,8 @@ NET_PACKS = {"network"}  # packs with whole-network terms: their caches record t
 SEARCH = {"population": 100, "generations": 20, "init_min_height": 2, "init_max_height": 5, "max_height": 9,
           "seed_baselines": True, "backend": "serial", "jobs": 1}
 FITNESS = {"correlation": "kendall", "subsets": 5, "subset_fraction": 0.5, "combine": "min"}
+BUDGETS = {"long": {"population": 200, "generations": 40},  # search3: about 4x the evaluations of search1/2's
+           "xl": {"population": 300, "generations": 80}}  # and about 3x more again
 
 
 def log(msg):
@@ -106,13 +118,13 @@ def plan_search1() -> dict:
 
 
 def plan_search2(chosen: str) -> dict:
-    """NB201 alone with the chosen settings, seeds 1 and 2 (zoo:nb201: the best NB201-only search)."""
-    return {f"{chosen}-only-nb201-s{seed}": config(f"{chosen}-only-nb201-s{seed}", ["nb201"], chosen, seed)
+    """NB201 alone with the chosen settings, seeds 1 and 2 (zoo:nb201: the best NB201-only search).
+    ``chosen``: a variant, or "VARIANT-BUDGET" (whose NB201-only seeds search3 has run)."""
+    variant, _, budget = chosen.partition("-")
+    return {f"{chosen}-only-nb201-s{seed}": config(f"{chosen}-only-nb201-s{seed}", ["nb201"], variant, seed,
+                                                   **BUDGETS.get(budget, {}))
             for seed in (1, 2)}
 
-
-BUDGETS = {"long": {"population": 200, "generations": 40},  # search3: about 4x the evaluations of search1/2's
-           "xl": {"population": 300, "generations": 80}}  # and about 3x more again
 
 
 def nb201_runs(setting: str) -> list:
@@ -121,7 +133,7 @@ def nb201_runs(setting: str) -> list:
 
 
 def nb201_settings() -> list:
-    return [*VARIANTS, *(f"{v}-{b}" for v in VARIANTS for b in BUDGETS)]
+    return [*VARIANTS, *(f"{v}-{b}" for v in VARIANTS for b in BUDGETS), *(f"{v}-{ALL_DATASETS}" for v in VARIANTS)]
 
 
 def finished(name: str) -> bool:
@@ -145,6 +157,34 @@ def plan_search3(variant: str) -> dict:
     generation, so a longer search is a candidate for zoo:nb201 like any other NB201-only search."""
     return {name: config(name, ["nb201"], variant, seed, **budget)
             for b, budget in BUDGETS.items() for seed, name in enumerate(nb201_runs(f"{variant}-{b}"))}
+
+
+# search4's fitness ranks NB201's search archs by each dataset of the report's NB201 columns
+NB201_DATASETS = {"c10": "cifar10valid_valid", "c100": "cifar100_test", "in16": "imagenet16_120_test"}
+ALL_DATASETS = "xl-3datasets"  # the setting name of search4's runs
+
+
+def plan_search4(variant: str) -> dict:
+    """NB201 alone with search3's variant and its largest budget, seeds 0-2, the fitness the minimum over
+    NB201's three datasets (one task per dataset: the same archs and cache, so each formula is scored
+    once): the zoo:nb201 targets hold on every dataset, and a search on CIFAR-10 labels alone found
+    formulas that rank ImageNet16-120 less well."""
+    pack = VARIANTS[variant]["pack"]
+    plan = {}
+    for seed, name in enumerate(nb201_runs(f"{variant}-{ALL_DATASETS}")):
+        cfg = config(name, ["nb201"], variant, seed, **BUDGETS["xl"])
+        cfg["task"] = [{**task_of("nb201", pack), "name": f"nb201-{d}", "target": t} for d, t in NB201_DATASETS.items()]
+        plan[name] = cfg
+    return plan
+
+
+def plan_search5(variant: str) -> dict:
+    """Leave-one-space-out at search3's variant and largest budget: the joint search and the one on
+    NAS-Bench-Macro alone (its NB201-only search is search3's seed 0), so ``select`` can weigh the setting
+    "VARIANT-xl" like any variant: does a longer search transfer better, or fit its spaces more closely?"""
+    setting = f"{variant}-xl"
+    return {f"{setting}-without-darts": config(f"{setting}-without-darts", SEARCHED, variant, **BUDGETS["xl"]),
+            f"{setting}-only-macro": config(f"{setting}-only-macro", ["macro"], variant, **BUDGETS["xl"])}
 
 
 # Leave-one-space-out: the run that did not see a space, scored on that space's validation archs.
@@ -246,6 +286,25 @@ def validation_tau(key: str, formulas: dict) -> dict:
             for label, s in formula_scores(key, "validation", formulas, archs=archs).items()}
 
 
+def nb201_validation_taus(formulas: dict) -> dict:
+    """{label: {dataset: Kendall tau}} of formulas {label: (formula, pack)} on NB201's validation archs,
+    ranked by each dataset of NB201_DATASETS (the search cache's statistics: one scoring per formula)."""
+    from gpproxy.fitness import kendall
+    from gpproxy.spaces import get_space
+
+    bench, parts, _ = space_splits("nb201")
+    archs = parts["validation"][:SPACES["nb201"].selection_archs]
+    for pack in dict.fromkeys(p for _, p in formulas.values()):
+        ensure_cache("nb201", archs, pack)
+    canon = get_space(SPACES["nb201"].space).canonical
+    row = {canon(a): i for i, a in enumerate(bench.archs)}
+    rows = [row[a] for a in archs]
+    labels = {d: bench.accuracy(t)[rows] for d, t in NB201_DATASETS.items()}
+    scores = formula_scores("nb201", "validation", formulas, archs=archs)
+    return {label: {d: kendall(s, y) if np.isfinite(s).all() else float("nan") for d, y in labels.items()}
+            for label, s in scores.items()}
+
+
 def selected(name: str) -> tuple:
     from gpproxy import Run
 
@@ -253,9 +312,16 @@ def selected(name: str) -> tuple:
     return run.selected.formula, run.config.search.pack
 
 
+def loso_settings() -> list:
+    """The settings select compares: every variant, and each "VARIANT-xl" whose leave-one-space-out
+    searches have all run (search5; its NB201-only one is search3's seed 0)."""
+    longer = [f"{v}-xl" for v in VARIANTS if all(finished(f"{v}-xl-{run}") for run in LEFT_OUT_RUN.values())]
+    return [*VARIANTS, *longer]
+
+
 def stage_select() -> dict:
     rows = {}
-    for v in VARIANTS:
+    for v in loso_settings():
         taus = {}
         for left_out, run in LEFT_OUT_RUN.items():
             name = f"{v}-{run}"
@@ -264,9 +330,10 @@ def stage_select() -> dict:
                    "min": float(np.min(list(taus.values())))}
         log(f"{v}: " + ", ".join(f"{s} {t:.3f}" for s, t in taus.items()) + f"; mean {rows[v]['mean']:.3f}")
     chosen = max(rows, key=lambda v: rows[v]["mean"])
-    out = {"rule": "variant with the highest mean Kendall tau of the formula selected by a search that did not "
-                   "see a space, on that space's validation archs: NB201 (search on NAS-Bench-Macro alone), "
-                   "NAS-Bench-Macro (search on NB201 alone), DARTS (the joint search; no search sees DARTS)",
+    out = {"rule": "setting (variant, or variant with search5's xl budget) with the highest mean Kendall tau of "
+                   "the formula selected by a search that did not see a space, on that space's validation archs: "
+                   "NB201 (search on NAS-Bench-Macro alone), NAS-Bench-Macro (search on NB201 alone), DARTS (the "
+                   "joint search; no search sees DARTS)",
            "variants": rows, "chosen": chosen}
     SELECTION.parent.mkdir(parents=True, exist_ok=True)
     SELECTION.write_text(json.dumps(out, indent=1) + "\n")
@@ -277,7 +344,8 @@ def stage_select() -> dict:
 def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--stage", required=True,
-                    choices=("search1", "select", "search2", "search3", "baselines", "report"))
+                    choices=("search1", "select", "search2", "search3", "search4", "search5", "baselines",
+                             "report"))
     ap.add_argument("--baselines", nargs="*", default=None,
                     help="--stage baselines: which ones to compute into the score stores (default: all)")
     ap.add_argument("--columns", nargs="*", default=None, help="--stage baselines: which report columns")
@@ -298,11 +366,12 @@ def main() -> int:
         stage_select()
     elif args.stage == "search2":
         run_plan(plan_search2(json.loads(SELECTION.read_text())["chosen"]), args.shard, args.only)
-    elif args.stage == "search3":
+    elif args.stage in ("search3", "search4", "search5"):
         variant, means = best_nb201_variant()
         log("NB201-only seeds, mean validation tau: " + ", ".join(f"{v} {t:.3f}" for v, t in means.items())
-            + f"; search3 runs {variant}")
-        run_plan(plan_search3(variant), args.shard, args.only)
+            + f"; {args.stage} runs {variant}")
+        plan = {"search3": plan_search3, "search4": plan_search4, "search5": plan_search5}[args.stage]
+        run_plan(plan(variant), args.shard, args.only)
     elif args.stage == "baselines":  # fills the score stores ahead of the report (resumable)
         from transfer_report import precompute_baselines
 

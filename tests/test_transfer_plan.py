@@ -1,0 +1,42 @@
+"""experiments/transfer.py's search4 plan: valid run configs whose three NB201 tasks differ only in
+their target (so the engine scores each formula once for all three) and whose names the zoo:nb201
+choice reads as one setting's seeds."""
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "experiments"))
+
+import transfer  # noqa: E402
+
+from gpproxy.config import as_config  # noqa: E402
+
+
+def test_search4_runs_the_xl_budget_on_all_three_nb201_datasets():
+    plan = transfer.plan_search4("vocab+size")
+    names = transfer.nb201_runs(f"vocab+size-{transfer.ALL_DATASETS}")
+    assert list(plan) == names and f"vocab+size-{transfer.ALL_DATASETS}" in transfer.nb201_settings()
+    for seed, name in enumerate(names):
+        cfg = as_config(plan[name])
+        assert cfg.seed == seed and cfg.search.pack == "transfer"
+        assert (cfg.search.population, cfg.search.generations) == tuple(transfer.BUDGETS["xl"].values())
+        assert [t.target for t in cfg.tasks] == list(transfer.NB201_DATASETS.values())
+        assert len({t.name for t in cfg.tasks}) == 3
+        same = {(t.cache, t.benchmark, t.search_archs, t.heldout_archs, t.split_seed, t.batch, t.input)
+                for t in cfg.tasks}
+        assert len(same) == 1 and cfg.fitness.combine == "min"
+
+
+def test_search5_completes_the_xl_setting_that_select_and_search2_read():
+    variant = "vocab+size"
+    setting = f"{variant}-xl"
+    names = set(transfer.plan_search5(variant)) | {transfer.nb201_runs(setting)[0]}
+    assert names == {f"{setting}-{run}" for run in transfer.LEFT_OUT_RUN.values()}
+    assert transfer.nb201_runs(setting)[0] in transfer.plan_search3(variant)
+    for name, cfg in transfer.plan_search5(variant).items():
+        c = as_config(cfg)
+        assert (c.search.population, c.search.generations) == tuple(transfer.BUDGETS["xl"].values())
+        assert [t.name for t in c.tasks] == (["macro"] if name.endswith("only-macro") else list(transfer.SEARCHED))
+    # search2 of a chosen "VARIANT-xl" names and configures exactly search3's seeds 1 and 2: it resumes them
+    search3 = transfer.plan_search3(variant)
+    for name, cfg in transfer.plan_search2(setting).items():
+        assert cfg == search3[name]
