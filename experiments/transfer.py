@@ -274,35 +274,34 @@ def formula_scores(key: str, part: str, formulas: dict, cache: str | None = None
     return out
 
 
-def validation_tau(key: str, formulas: dict) -> dict:
-    from gpproxy.fitness import kendall
-
-    _, parts, acc = space_splits(key)
-    archs = parts["validation"][:SPACES[key].selection_archs]
-    for pack in dict.fromkeys(p for _, p in formulas.values()):
-        ensure_cache(key, archs, pack)
-    y = np.array([acc[a] for a in archs])
-    return {label: kendall(s, y) if np.isfinite(s).all() else float("nan")
-            for label, s in formula_scores(key, "validation", formulas, archs=archs).items()}
-
-
-def nb201_validation_taus(formulas: dict) -> dict:
-    """{label: {dataset: Kendall tau}} of formulas {label: (formula, pack)} on NB201's validation archs,
-    ranked by each dataset of NB201_DATASETS (the search cache's statistics: one scoring per formula)."""
+def validation_taus(key: str, formulas: dict, columns: dict | None = None) -> dict:
+    """{label: {name: Kendall tau}} of formulas {label: (formula, pack)} on a space's validation archs, scored
+    once and ranked by each accuracy column {name: column} of its table (default: the space's own target)."""
     from gpproxy.fitness import kendall
     from gpproxy.spaces import get_space
 
-    bench, parts, _ = space_splits("nb201")
-    archs = parts["validation"][:SPACES["nb201"].selection_archs]
+    bench, parts, acc = space_splits(key)
+    archs = parts["validation"][:SPACES[key].selection_archs]
     for pack in dict.fromkeys(p for _, p in formulas.values()):
-        ensure_cache("nb201", archs, pack)
-    canon = get_space(SPACES["nb201"].space).canonical
-    row = {canon(a): i for i, a in enumerate(bench.archs)}
-    rows = [row[a] for a in archs]
-    labels = {d: bench.accuracy(t)[rows] for d, t in NB201_DATASETS.items()}
-    scores = formula_scores("nb201", "validation", formulas, archs=archs)
-    return {label: {d: kendall(s, y) if np.isfinite(s).all() else float("nan") for d, y in labels.items()}
-            for label, s in scores.items()}
+        ensure_cache(key, archs, pack)
+    if columns is None:
+        labels = {SPACES[key].target: np.array([acc[a] for a in archs])}
+    else:
+        canon = get_space(SPACES[key].space).canonical
+        row = {canon(a): i for i, a in enumerate(bench.archs)}
+        labels = {name: bench.accuracy(c)[[row[a] for a in archs]] for name, c in columns.items()}
+    return {label: {name: kendall(s, y) if np.isfinite(s).all() else float("nan") for name, y in labels.items()}
+            for label, s in formula_scores(key, "validation", formulas, archs=archs).items()}
+
+
+def validation_tau(key: str, formulas: dict) -> dict:
+    return {label: t[SPACES[key].target] for label, t in validation_taus(key, formulas).items()}
+
+
+def nb201_validation_taus(formulas: dict) -> dict:
+    """{label: {dataset: tau}} on NB201's validation archs for each dataset of NB201_DATASETS (the search
+    cache's statistics, CIFAR-10-shaped nets)."""
+    return validation_taus("nb201", formulas, NB201_DATASETS)
 
 
 def selected(name: str) -> tuple:

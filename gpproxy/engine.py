@@ -114,9 +114,15 @@ class HeldoutScorer:
         from .cache import open_cache
         from .evaluator import score_on_cache
 
-        keep = self._kept.setdefault(td.config.name, []) if len(td.heldout_archs) <= self.KEEP_ARCHS else None
+        keep = self._kept.setdefault(self._statistics(td), []) if len(td.heldout_archs) <= self.KEEP_ARCHS else None
         return score_on_cache(open_cache(td.cache_root), td.heldout_archs, formulas, self.pack,
                               self.device, self.chunk, chunks=keep, errors=errors, timeout=self.timeout)
+
+    @staticmethod
+    def _statistics(td) -> tuple:
+        """What a task's held-out scores depend on (not its target): tasks that rank the same archs of
+        one cache by different accuracies share kept chunks and scores."""
+        return str(td.cache_root), tuple(td.heldout_archs)
 
     def report(self, formulas: list) -> dict:
         """{formula: {task: score_report or None if the scores cannot be ranked}}.
@@ -124,9 +130,9 @@ class HeldoutScorer:
         A formula that raises on the held-out statistics (a user primitive that
         fails only on some archs) is None there: the run still finishes."""
         out = {f: {} for f in formulas}
-        scored: dict = {}  # tasks that differ only in their target rank the same scores
+        scored: dict = {}
         for td in self.tasks:
-            key = (str(td.cache_root), tuple(td.heldout_archs))
+            key = self._statistics(td)
             if key not in scored:
                 scored[key] = self.scores(formulas, td, errors={})
             scores = scored[key]
