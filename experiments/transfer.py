@@ -4,8 +4,8 @@ Stages (each resumable: runs resume, caches complete, scores are stored):
 
 ``search1``  for each search variant (vocabulary x size-robust fitness, VARIANTS):
              a joint search on NB201 + NAS-Bench-Macro, and one search on each
-             alone. DARTS and NB101 are searched by nothing (on this 2-core CPU a
-             search that evaluates DARTS cells ran at 0.25 formulas/s).
+             alone. NB101 is searched by nothing, DARTS only by search6 (whose
+             formula no choice reads).
 ``select``   leave-one-space-out choice of the setting: the formula a run
              selects (its own rule, on its search archs) is scored on the
              VALIDATION archs of a space the run did not see (LEFT_OUT_RUN); the
@@ -23,6 +23,12 @@ Stages (each resumable: runs resume, caches complete, scores are stored):
 ``search5``  leave-one-space-out at search3's variant and xl budget (the joint
              search and NAS-Bench-Macro alone; NB201 alone is search3's seed 0);
              run ``select`` again afterwards.
+``search6``  DARTS alone with the chosen variant (search1's budget): the transfer
+             matrix's DARTS row; no choice reads it.
+``search7``  leave-one-space-out over NB201, NAS-Bench-Macro and DARTS with the chosen
+             variant: joint searches without NB201 and without NAS-Bench-Macro (the one
+             without DARTS is search1's) and the joint search on all three, which the
+             report makes zoo:general once they have run (decided before they ran).
 ``baselines`` the baselines that need a network pass per arch, into one score
              store per report column (experiments/results/transfer_COLUMN.scores.json;
              run one process per ``--columns`` in parallel); the report uses the
@@ -40,6 +46,8 @@ Stages (each resumable: runs resume, caches complete, scores are stored):
     .venv/bin/python experiments/transfer.py --stage search3 [--shard 0/2]
     .venv/bin/python experiments/transfer.py --stage search4 [--shard 0/3]
     .venv/bin/python experiments/transfer.py --stage search5 [--shard 0/2]
+    .venv/bin/python experiments/transfer.py --stage search6
+    .venv/bin/python experiments/transfer.py --stage search7 [--shard 0/3]
     .venv/bin/python experiments/transfer.py --stage select
     .venv/bin/python experiments/transfer.py --stage baselines [--columns nb201-c10 ...]
     .venv/bin/python experiments/transfer.py --stage report
@@ -87,12 +95,13 @@ def log(msg):
     print(msg, flush=True)
 
 
-def config(name: str, spaces, variant: str, seed: int = 0, **search) -> dict:
+def config(name: str, spaces, variant: str, seed: int = 0, tasks: list | None = None, **search) -> dict:
+    """A run config of ``variant``: one task per space of ``spaces`` unless ``tasks`` are given."""
     v = VARIANTS[variant]
     return {"name": name, "seed": seed, "device": "auto",
             "search": {**SEARCH, "pack": v["pack"], **search},
             "fitness": {**FITNESS, "size_weight": v["size_weight"]},
-            "task": [task_of(s, v["pack"]) for s in spaces]}
+            "task": tasks if tasks is not None else [task_of(s, v["pack"]) for s in spaces]}
 
 
 def cache_of(key: str, pack: str = "default", cache: str | None = None) -> str:
@@ -162,6 +171,7 @@ def plan_search3(variant: str) -> dict:
 # search4's fitness ranks NB201's search archs by each dataset of the report's NB201 columns
 NB201_DATASETS = {"c10": "cifar10valid_valid", "c100": "cifar100_test", "in16": "imagenet16_120_test"}
 ALL_DATASETS = "xl-3datasets"  # the setting name of search4's runs
+ALL_SPACES = "all-spaces"  # the run suffix of search7's joint search on NB201, NAS-Bench-Macro and DARTS
 
 
 def plan_search4(variant: str) -> dict:
@@ -169,13 +179,10 @@ def plan_search4(variant: str) -> dict:
     NB201's three datasets (one task per dataset: the same archs and cache, so each formula is scored
     once): the zoo:nb201 targets hold on every dataset, and a search on CIFAR-10 labels alone found
     formulas that rank ImageNet16-120 less well."""
-    pack = VARIANTS[variant]["pack"]
-    plan = {}
-    for seed, name in enumerate(nb201_runs(f"{variant}-{ALL_DATASETS}")):
-        cfg = config(name, ["nb201"], variant, seed, **BUDGETS["xl"])
-        cfg["task"] = [{**task_of("nb201", pack), "name": f"nb201-{d}", "target": t} for d, t in NB201_DATASETS.items()]
-        plan[name] = cfg
-    return plan
+    nb201 = task_of("nb201", VARIANTS[variant]["pack"])
+    tasks = [{**nb201, "name": f"nb201-{d}", "target": t} for d, t in NB201_DATASETS.items()]
+    return {name: config(name, ["nb201"], variant, seed, tasks=tasks, **BUDGETS["xl"])
+            for seed, name in enumerate(nb201_runs(f"{variant}-{ALL_DATASETS}"))}
 
 
 def plan_search5(variant: str) -> dict:
@@ -185,6 +192,29 @@ def plan_search5(variant: str) -> dict:
     setting = f"{variant}-xl"
     return {f"{setting}-without-darts": config(f"{setting}-without-darts", SEARCHED, variant, **BUDGETS["xl"]),
             f"{setting}-only-macro": config(f"{setting}-only-macro", ["macro"], variant, **BUDGETS["xl"])}
+
+
+def plan_search6(chosen: str) -> dict:
+    """DARTS alone with the chosen setting (its budget: search1's, or "VARIANT-BUDGET"'s): the transfer
+    matrix's last "searched on each space alone" row. Report only: no choice reads it (the settings were
+    chosen by leave-one-space-out without DARTS, and zoo:general stays the search that never saw DARTS)."""
+    variant, _, budget = chosen.partition("-")
+    name = f"{chosen}-only-darts"
+    return {name: config(name, ["darts"], variant, **BUDGETS.get(budget, {}))}
+
+
+def plan_search7(chosen: str) -> dict:
+    """Leave-one-space-out over all three searched spaces with the chosen setting: the joint searches that
+    leave NB201 out (NAS-Bench-Macro + DARTS) and NAS-Bench-Macro out (NB201 + DARTS), the one leaving DARTS
+    out being search1's, and the joint search on all three, which is zoo:general once these have run: a
+    formula that must rank two spaces at once is the report's test of transfer to the third."""
+    variant, _, budget = chosen.partition("-")
+    plan = {}
+    for name, spaces in ((f"{chosen}-without-nb201", ["macro", "darts"]),
+                         (f"{chosen}-without-macro", ["nb201", "darts"]),
+                         (f"{chosen}-{ALL_SPACES}", ["nb201", "macro", "darts"])):
+        plan[name] = config(name, spaces, variant, **BUDGETS.get(budget, {}))
+    return plan
 
 
 # Leave-one-space-out: the run that did not see a space, scored on that space's validation archs.
@@ -343,8 +373,8 @@ def stage_select() -> dict:
 def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--stage", required=True,
-                    choices=("search1", "select", "search2", "search3", "search4", "search5", "baselines",
-                             "report"))
+                    choices=("search1", "select", "search2", "search3", "search4", "search5", "search6",
+                             "search7", "baselines", "report"))
     ap.add_argument("--baselines", nargs="*", default=None,
                     help="--stage baselines: which ones to compute into the score stores (default: all)")
     ap.add_argument("--columns", nargs="*", default=None, help="--stage baselines: which report columns")
@@ -363,8 +393,9 @@ def main() -> int:
         run_plan(plan_search1(), args.shard, args.only)
     elif args.stage == "select":
         stage_select()
-    elif args.stage == "search2":
-        run_plan(plan_search2(json.loads(SELECTION.read_text())["chosen"]), args.shard, args.only)
+    elif args.stage in ("search2", "search6", "search7"):
+        plan = {"search2": plan_search2, "search6": plan_search6, "search7": plan_search7}[args.stage]
+        run_plan(plan(json.loads(SELECTION.read_text())["chosen"]), args.shard, args.only)
     elif args.stage in ("search3", "search4", "search5"):
         variant, means = best_nb201_variant()
         log("NB201-only seeds, mean validation tau: " + ", ".join(f"{v} {t:.3f}" for v, t in means.items())

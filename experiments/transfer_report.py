@@ -17,9 +17,10 @@ from pathlib import Path
 
 import numpy as np
 
-from transfer import (ALL_DATASETS, BUDGETS, LEFT_OUT_RUN, NET_PACKS, RESULTS, RUNS, SEARCH, SEARCHED, SELECTION,
-                      SPACES, VARIANTS, best_nb201_variant, cache_of, ensure_cache, finished, formula_scores, log,
-                      nb201_runs, nb201_settings, nb201_validation_taus, selected, space_splits)
+from transfer import (ALL_DATASETS, ALL_SPACES, BUDGETS, LEFT_OUT_RUN, NET_PACKS, RESULTS, RUNS, SEARCH, SEARCHED,
+                      SELECTION, SPACES, VARIANTS, best_nb201_variant, cache_of, ensure_cache, finished,
+                      formula_scores, log, nb201_runs, nb201_settings, nb201_validation_taus, plan_search7, selected,
+                      space_splits)
 
 ROOT = Path(__file__).resolve().parents[1]
 ZOO = ROOT / "gpproxy" / "zoo"
@@ -235,12 +236,18 @@ def report(args) -> None:
     sel = json.loads(SELECTION.read_text())
     chosen = sel["chosen"]
     nb = choose_nb201()
-    general = selected(f"{chosen}-without-darts")  # the joint search: NB201 + NAS-Bench-Macro
+    three = all(finished(name) for name in plan_search7(chosen))  # search7: leave-one-out over three spaces
+    # zoo:general: the joint search on every searched space (NB201 + NAS-Bench-Macro, + DARTS after search7)
+    general = selected(f"{chosen}-{ALL_SPACES}" if three else f"{chosen}-without-darts")
     formulas = {"zoo:general": general, "zoo:nb201": (nb["formula"], nb["pack"])}
     formulas.update({f"{n} (vocabulary formula)": (f, "default") for n, f in VOCABULARY_BASELINES.items()})
     formulas[PREVIOUS_NB201] = (PREVIOUS_NB201_FORMULA, "default")
     for s in SEARCHED:
         formulas[f"only {s}"] = selected(f"{chosen}-only-{s}")
+    if finished(f"{chosen}-only-darts"):  # search6: the transfer matrix's DARTS row, read by no choice
+        formulas["only darts"] = selected(f"{chosen}-only-darts")
+    if three:
+        formulas.update({f"without {s}": selected(f"{chosen}-without-{s}") for s in ("nb201", "macro", "darts")})
     for seed, name in enumerate(nb["seeds"]):
         formulas[f"nb201 seed {seed}"] = selected(name)
     cols = targets(args.nb201_report_archs, packs=[p for _, p in formulas.values()])
@@ -274,7 +281,7 @@ def report(args) -> None:
            "formulas": {k: {"formula": f, "pack": p} for k, (f, p) in formulas.items()},
            "search_seconds": search_seconds(), "report_seconds": round(time.perf_counter() - t0, 1),
            "results": results, "formulas_on_all_drawn": formulas_all, "nbsz": nbsz, "published": PUBLISHED,
-           "subset_baselines": subset}
+           "subset_baselines": subset, "three_spaces": three}
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / "transfer.json").write_text(json.dumps(out, indent=1, default=float) + "\n")
     (RESULTS / "transfer.md").write_text(markdown(out))
@@ -351,10 +358,14 @@ def markdown(out) -> str:
         t = nb["validation_tau"][name]
         lines.append(f"| {name}{mark} | {t['c10']:.3f} | {t['c100']:.3f} | {t['in16']:.3f} | {mean:.3f} "
                      f"| `{nb['runs'][name]}` |")
-    lines += ["", "## Transfer matrix (Kendall τ on report archs; rows: what the search saw; no search saw DARTS "
-              "or NB101)", "",
+    rows = ["zoo:general"] + [k for k in ("only nb201", "only macro", "only darts", "without nb201",
+                                          "without macro", "without darts") if k in out["formulas"]]
+    saw = ("no search saw NB101" if out.get("three_spaces") else
+           "no search saw NB101, and DARTS only its own search (search6, which no choice reads)"
+           if "only darts" in rows else "no search saw DARTS or NB101")
+    lines += ["", f"## Transfer matrix (Kendall τ on report archs; rows: what the search saw; {saw})", "",
               "| searched on | formula | " + " | ".join(COLUMNS) + " |", "|---" * (len(COLUMNS) + 2) + "|"]
-    for label in ["zoo:general"] + [f"only {s}" for s in SEARCHED]:
+    for label in rows:
         f = out["formulas"][label]["formula"]
         lines.append(f"| {label} | `{f}` | " + " | ".join(_cell(R, c, label) for c in COLUMNS) + " |")
     lines += ["", "## Targets", ""] + targets_lines(out)
@@ -413,24 +424,32 @@ def markdown(out) -> str:
     return "\n".join(lines)
 
 
-# the formula of a search that did not see the column's space (DARTS and NB101: no search saw them)
+# the formula of a search that did not see the column's space (NB101: no search saw it); two searched
+# spaces (before search7): the other one alone, and DARTS none
 LEFT_OUT = {"nb201-c10": "only macro", "nb201-c100": "only macro", "nb201-in16": "only macro",
             "macro": "only nb201", "darts": "zoo:general", "nb101": "zoo:general"}
+# three searched spaces (search7): the joint search on the other two
+LEFT_OUT_THREE = {"nb201-c10": "without nb201", "nb201-c100": "without nb201", "nb201-in16": "without nb201",
+                  "macro": "without macro", "darts": "without darts", "nb101": "zoo:general"}
 
 
 def targets_lines(out) -> list:
     """The issue's targets, each with its margin (positive: met)."""
     R, lines = out["results"], []
+    three = out.get("three_spaces")
+    left_out = LEFT_OUT_THREE if three else LEFT_OUT
+    which = ("the joint search on the other two of NB201, NAS-Bench-Macro and DARTS (search7); NB101: zoo:general "
+             "itself (no search saw it)" if three else
+             "NB201 columns: the search on NAS-Bench-Macro alone; NAS-Bench-Macro: the search on NB201 alone; "
+             "DARTS and NB101: zoo:general itself (no search saw them)")
     lines += ["Transfer: on each space's report archs, the formula of a search (chosen settings) that did not see "
-              "that space vs. the best of FLOPs, #params and the classic proxies computed there: NB201 columns: the "
-              "search on NAS-Bench-Macro alone; NAS-Bench-Macro: the search on NB201 alone; DARTS and NB101: "
-              "zoo:general itself (no search saw them).", "",
+              f"that space vs. the best of FLOPs, #params and the classic proxies computed there: {which}.", "",
               "| column | formula (search that did not see it) | τ | best baseline | its τ | margin |",
               "|---|---|---|---|---|---|"]
     for c in COLUMNS:
         if c not in R:
             continue
-        label = LEFT_OUT[c]
+        label = left_out[c]
         rivals = {b: R[c][b]["kendall"] for b in ("flops", "params") + CLASSIC if b in R[c]}
         rivals.update({b: R[c][b]["kendall"] for b in R[c] if b.startswith("grad_norm")})
         best = max(rivals, key=rivals.get)
@@ -471,9 +490,10 @@ def write_zoo(out) -> None:
     R = out["results"]
     ZOO.mkdir(exist_ok=True)
     entries = {
-        "general": ("zoo:general", "the proxy to use on a space gpproxy has never seen: searched jointly on NB201 "
-                                   "and NAS-Bench-Macro with the settings chosen by leave-one-space-out; DARTS "
-                                   "and NB101 were never searched"),
+        "general": ("zoo:general", "the proxy to use on a space gpproxy has never seen: searched jointly on " + (
+            "NB201, NAS-Bench-Macro and DARTS" if out.get("three_spaces") else "NB201 and NAS-Bench-Macro")
+            + " with the settings chosen by leave-one-space-out; "
+            + ("NB101 was" if out.get("three_spaces") else "DARTS and NB101 were") + " not in its search"),
         "nb201": ("zoo:nb201", "the best proxy on NB201 (searched on NB201 " + (
             "CIFAR-10 valid, CIFAR-100 and ImageNet16-120 accuracies" if out["nb201_choice"]["variant"].endswith(
                 ALL_DATASETS) else "CIFAR-10 valid only") + "); an NB201 specialist: use zoo:general elsewhere"),

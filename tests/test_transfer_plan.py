@@ -40,3 +40,30 @@ def test_search5_completes_the_xl_setting_that_select_and_search2_read():
     search3 = transfer.plan_search3(variant)
     for name, cfg in transfer.plan_search2(setting).items():
         assert cfg == search3[name]
+
+
+def test_search6_searches_darts_alone_with_the_chosen_variant_and_search1s_budget():
+    search1 = {k: transfer.SEARCH[k] for k in ("population", "generations")}
+    for chosen, variant, budget in (("vocab+net+size", "vocab+net+size", search1),
+                                    ("vocab+size-xl", "vocab+size", transfer.BUDGETS["xl"])):
+        (name, cfg), = transfer.plan_search6(chosen).items()
+        c = as_config(cfg)
+        assert name == f"{chosen}-only-darts" and [t.name for t in c.tasks] == ["darts"]
+        assert c.search.pack == transfer.VARIANTS[variant]["pack"]
+        assert (c.search.population, c.search.generations) == (budget["population"], budget["generations"])
+        assert c.tasks[0].cache == transfer.cache_of("darts", c.search.pack)
+
+
+def test_search7_leaves_each_of_three_spaces_out_once_and_searches_all_three():
+    plan = {name: as_config(cfg) for name, cfg in transfer.plan_search7("vocab+net+size").items()}
+    spaces = {name: [t.name for t in c.tasks] for name, c in plan.items()}
+    assert spaces == {"vocab+net+size-without-nb201": ["macro", "darts"],
+                      "vocab+net+size-without-macro": ["nb201", "darts"],
+                      f"vocab+net+size-{transfer.ALL_SPACES}": ["nb201", "macro", "darts"]}
+    # the search leaving DARTS out is search1's: same spaces, pack and budget as the plan's others
+    search1 = as_config(transfer.plan_search1()["vocab+net+size-without-darts"])
+    assert [t.name for t in search1.tasks] == ["nb201", "macro"]
+    for c in plan.values():
+        assert (c.search, c.fitness, c.seed) == (search1.search, search1.fitness, search1.seed)
+        assert all(t == next(s for s in search1.tasks + plan["vocab+net+size-without-macro"].tasks
+                             if s.name == t.name) for t in c.tasks)
