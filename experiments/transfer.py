@@ -25,10 +25,11 @@ Stages (each resumable: runs resume, caches complete, scores are stored):
              run ``select`` again afterwards.
 ``search6``  DARTS alone with the chosen variant (search1's budget): the transfer
              matrix's DARTS row; no choice reads it.
-``search7``  leave-one-space-out over NB201, NAS-Bench-Macro and DARTS with the chosen
-             variant: joint searches without NB201 and without NAS-Bench-Macro (the one
-             without DARTS is search1's) and the joint search on all three, which the
-             report makes zoo:general once they have run (decided before they ran).
+``search7``  leave-one-space-out over NB201, NAS-Bench-Macro and DARTS (the settings
+             "VARIANT-3spaces" of SEARCH7_VARIANTS): joint searches without NB201 and
+             without NAS-Bench-Macro (the one without DARTS is search1's) and the joint
+             search on all three, the setting's zoo:general; run ``select`` again
+             afterwards (search1 first for a variant it has not run).
 ``baselines`` the baselines that need a network pass per arch, into one score
              store per report column (experiments/results/transfer_COLUMN.scores.json;
              run one process per ``--columns`` in parallel); the report uses the
@@ -47,7 +48,7 @@ Stages (each resumable: runs resume, caches complete, scores are stored):
     .venv/bin/python experiments/transfer.py --stage search4 [--shard 0/3]
     .venv/bin/python experiments/transfer.py --stage search5 [--shard 0/2]
     .venv/bin/python experiments/transfer.py --stage search6
-    .venv/bin/python experiments/transfer.py --stage search7 [--shard 0/3]
+    .venv/bin/python experiments/transfer.py --stage search7 [--shard 0/2]
     .venv/bin/python experiments/transfer.py --stage select
     .venv/bin/python experiments/transfer.py --stage baselines [--columns nb201-c10 ...]
     .venv/bin/python experiments/transfer.py --stage report
@@ -82,6 +83,9 @@ VARIANTS = {  # compared by leave-one-space-out on validation archs
     "vocab+size": {"pack": "transfer", "size_weight": 0.5},
     "vocab+pop+size": {"pack": "population", "size_weight": 0.5},  # + log-rank combination (population-level)
     "vocab+net+size": {"pack": "network", "size_weight": 0.5},  # + whole-network terms (jacov, naswot)
+    # the same, a joint search's fitness the mean over its spaces (not the minimum): with DARTS, whose tau is the
+    # lowest, the minimum weighs DARTS alone
+    "vocab+net+size+mean": {"pack": "network", "size_weight": 0.5, "combine": "mean"},
 }
 NET_PACKS = {"network"}  # packs with whole-network terms: their caches record them (a "-net" twin cache)
 SEARCH = {"population": 100, "generations": 20, "init_min_height": 2, "init_max_height": 5, "max_height": 9,
@@ -100,7 +104,7 @@ def config(name: str, spaces, variant: str, seed: int = 0, tasks: list | None = 
     v = VARIANTS[variant]
     return {"name": name, "seed": seed, "device": "auto",
             "search": {**SEARCH, "pack": v["pack"], **search},
-            "fitness": {**FITNESS, "size_weight": v["size_weight"]},
+            "fitness": {**FITNESS, "size_weight": v["size_weight"], "combine": v.get("combine", FITNESS["combine"])},
             "task": tasks if tasks is not None else [task_of(s, v["pack"]) for s in spaces]}
 
 
@@ -142,7 +146,9 @@ def nb201_runs(setting: str) -> list:
 
 
 def nb201_settings() -> list:
-    return [*VARIANTS, *(f"{v}-{b}" for v in VARIANTS for b in BUDGETS), *(f"{v}-{ALL_DATASETS}" for v in VARIANTS)]
+    # a variant that changes only how a joint search combines its spaces repeats another's NB201-only search
+    variants = [v for v in VARIANTS if "combine" not in VARIANTS[v]]
+    return [*variants, *(f"{v}-{b}" for v in variants for b in BUDGETS), *(f"{v}-{ALL_DATASETS}" for v in variants)]
 
 
 def finished(name: str) -> bool:
@@ -203,22 +209,34 @@ def plan_search6(chosen: str) -> dict:
     return {name: config(name, ["darts"], variant, **BUDGETS.get(budget, {}))}
 
 
-def plan_search7(chosen: str) -> dict:
-    """Leave-one-space-out over all three searched spaces with the chosen setting: the joint searches that
-    leave NB201 out (NAS-Bench-Macro + DARTS) and NAS-Bench-Macro out (NB201 + DARTS), the one leaving DARTS
-    out being search1's, and the joint search on all three, which is zoo:general once these have run: a
-    formula that must rank two spaces at once is the report's test of transfer to the third."""
-    variant, _, budget = chosen.partition("-")
-    plan = {}
-    for name, spaces in ((f"{chosen}-without-nb201", ["macro", "darts"]),
-                         (f"{chosen}-without-macro", ["nb201", "darts"]),
-                         (f"{chosen}-{ALL_SPACES}", ["nb201", "macro", "darts"])):
-        plan[name] = config(name, spaces, variant, **BUDGETS.get(budget, {}))
-    return plan
+def plan_search7(variant: str) -> dict:
+    """Leave-one-space-out over all three searched spaces for a variant (the setting "VARIANT-3spaces"): the
+    joint searches that leave NB201 out (NAS-Bench-Macro + DARTS) and NAS-Bench-Macro out (NB201 + DARTS),
+    the one leaving DARTS out being search1's, and the joint search on all three, the setting's zoo:general.
+    A formula that must rank two spaces at once is tested on the third."""
+    return {name: config(name, spaces, variant)
+            for name, spaces in ((f"{variant}-without-nb201", ["macro", "darts"]),
+                                 (f"{variant}-without-macro", ["nb201", "darts"]),
+                                 (f"{variant}-{ALL_SPACES}", ["nb201", "macro", "darts"]))}
 
+
+SEARCH7_VARIANTS = ("vocab+net+size", "vocab+net+size+mean")  # search1's chosen variant, and with the mean
 
 # Leave-one-space-out: the run that did not see a space, scored on that space's validation archs.
 LEFT_OUT_RUN = {"nb201": "only-macro", "macro": "only-nb201", "darts": "without-darts"}
+# ... when DARTS is searched too (search7): the joint search on the other two
+LEFT_OUT_RUN_THREE = {"nb201": "without-nb201", "macro": "without-macro", "darts": "without-darts"}
+THREE = "3spaces"  # the suffix of a setting searched on three spaces (search7)
+
+
+def setting_runs(setting: str) -> tuple:
+    """(its runs' name prefix, {space: the run that did not see it}, its joint run: zoo:general's) of a
+    setting: a variant, "VARIANT-xl" (search5) or "VARIANT-3spaces" (search7)."""
+    three = setting.endswith(f"-{THREE}")
+    prefix = setting[:-len(THREE) - 1] if three else setting
+    runs = LEFT_OUT_RUN_THREE if three else LEFT_OUT_RUN
+    return (prefix, {space: f"{prefix}-{run}" for space, run in runs.items()},
+            f"{prefix}-{ALL_SPACES if three else 'without-darts'}")
 
 
 def waiting_for_caches(call, attempts: int = 60, pause_s: float = 10.0):
@@ -342,27 +360,29 @@ def selected(name: str) -> tuple:
 
 
 def loso_settings() -> list:
-    """The settings select compares: every variant, and each "VARIANT-xl" whose leave-one-space-out
-    searches have all run (search5; its NB201-only one is search3's seed 0)."""
-    longer = [f"{v}-xl" for v in VARIANTS if all(finished(f"{v}-xl-{run}") for run in LEFT_OUT_RUN.values())]
-    return [*VARIANTS, *longer]
+    """The settings select compares: every variant whose searches have run, and each "VARIANT-xl" (search5;
+    its NB201-only one is search3's seed 0) and "VARIANT-3spaces" (search7) whose searches have all run."""
+    candidates = [*VARIANTS, *(f"{v}-xl" for v in VARIANTS), *(f"{v}-{THREE}" for v in VARIANTS)]
+    return [s for s in candidates
+            if all(finished(name) for name in (*setting_runs(s)[1].values(), setting_runs(s)[2]))]
 
 
 def stage_select() -> dict:
     rows = {}
     for v in loso_settings():
         taus = {}
-        for left_out, run in LEFT_OUT_RUN.items():
-            name = f"{v}-{run}"
+        for left_out, name in setting_runs(v)[1].items():
             taus[left_out] = validation_tau(left_out, {name: selected(name)})[name]
         rows[v] = {"left_out_validation_tau": taus, "mean": float(np.mean(list(taus.values()))),
                    "min": float(np.min(list(taus.values())))}
         log(f"{v}: " + ", ".join(f"{s} {t:.3f}" for s, t in taus.items()) + f"; mean {rows[v]['mean']:.3f}")
     chosen = max(rows, key=lambda v: rows[v]["mean"])
-    out = {"rule": "setting (variant, or variant with search5's xl budget) with the highest mean Kendall tau of "
-                   "the formula selected by a search that did not see a space, on that space's validation archs: "
-                   "NB201 (search on NAS-Bench-Macro alone), NAS-Bench-Macro (search on NB201 alone), DARTS (the "
-                   "joint search; no search sees DARTS)",
+    out = {"rule": "setting (variant, variant with search5's xl budget, or variant searched on three spaces by "
+                   "search7) with the highest mean Kendall tau of the formula selected by a search that did not see "
+                   "a space, on that space's validation archs: two searched spaces: NB201 (search on "
+                   "NAS-Bench-Macro alone), NAS-Bench-Macro (search on NB201 alone), DARTS (the joint search); "
+                   "three (-3spaces): the joint search on the other two. zoo:general is the chosen setting's joint "
+                   "search on all its spaces",
            "variants": rows, "chosen": chosen}
     SELECTION.parent.mkdir(parents=True, exist_ok=True)
     SELECTION.write_text(json.dumps(out, indent=1) + "\n")
@@ -393,9 +413,12 @@ def main() -> int:
         run_plan(plan_search1(), args.shard, args.only)
     elif args.stage == "select":
         stage_select()
-    elif args.stage in ("search2", "search6", "search7"):
-        plan = {"search2": plan_search2, "search6": plan_search6, "search7": plan_search7}[args.stage]
+    elif args.stage in ("search2", "search6"):
+        plan = {"search2": plan_search2, "search6": plan_search6}[args.stage]
         run_plan(plan(json.loads(SELECTION.read_text())["chosen"]), args.shard, args.only)
+    elif args.stage == "search7":
+        run_plan({name: cfg for v in SEARCH7_VARIANTS for name, cfg in plan_search7(v).items()}, args.shard,
+                 args.only)
     elif args.stage in ("search3", "search4", "search5"):
         variant, means = best_nb201_variant()
         log("NB201-only seeds, mean validation tau: " + ", ".join(f"{v} {t:.3f}" for v, t in means.items())

@@ -17,10 +17,10 @@ from pathlib import Path
 
 import numpy as np
 
-from transfer import (ALL_DATASETS, ALL_SPACES, BUDGETS, LEFT_OUT_RUN, NET_PACKS, RESULTS, RUNS, SEARCH, SEARCHED,
-                      SELECTION, SPACES, VARIANTS, best_nb201_variant, cache_of, ensure_cache, finished,
-                      formula_scores, log, nb201_runs, nb201_settings, nb201_validation_taus, plan_search7, selected,
-                      space_splits)
+from transfer import (ALL_DATASETS, BUDGETS, LEFT_OUT_RUN, LEFT_OUT_RUN_THREE, NET_PACKS, RESULTS, RUNS, SEARCH,
+                      SELECTION, SPACES, THREE, VARIANTS, best_nb201_variant, cache_of, ensure_cache, finished,
+                      formula_scores, log, nb201_runs, nb201_settings, nb201_validation_taus, selected,
+                      setting_runs, space_splits)
 
 ROOT = Path(__file__).resolve().parents[1]
 ZOO = ROOT / "gpproxy" / "zoo"
@@ -236,18 +236,16 @@ def report(args) -> None:
     sel = json.loads(SELECTION.read_text())
     chosen = sel["chosen"]
     nb = choose_nb201()
-    three = all(finished(name) for name in plan_search7(chosen))  # search7: leave-one-out over three spaces
-    # zoo:general: the joint search on every searched space (NB201 + NAS-Bench-Macro, + DARTS after search7)
-    general = selected(f"{chosen}-{ALL_SPACES}" if three else f"{chosen}-without-darts")
-    formulas = {"zoo:general": general, "zoo:nb201": (nb["formula"], nb["pack"])}
+    prefix, _, joint = setting_runs(chosen)
+    three = chosen.endswith(f"-{THREE}")  # searched on NB201, NAS-Bench-Macro and DARTS (search7)
+    # zoo:general: the chosen setting's joint search on all its spaces
+    formulas = {"zoo:general": selected(joint), "zoo:nb201": (nb["formula"], nb["pack"])}
     formulas.update({f"{n} (vocabulary formula)": (f, "default") for n, f in VOCABULARY_BASELINES.items()})
     formulas[PREVIOUS_NB201] = (PREVIOUS_NB201_FORMULA, "default")
-    for s in SEARCHED:
-        formulas[f"only {s}"] = selected(f"{chosen}-only-{s}")
-    if finished(f"{chosen}-only-darts"):  # search6: the transfer matrix's DARTS row, read by no choice
-        formulas["only darts"] = selected(f"{chosen}-only-darts")
-    if three:
-        formulas.update({f"without {s}": selected(f"{chosen}-without-{s}") for s in ("nb201", "macro", "darts")})
+    # the transfer matrix: the setting's searches on each space alone (DARTS: search6) and without each
+    for run in ("only-nb201", "only-macro", "only-darts", "without-nb201", "without-macro", "without-darts"):
+        if finished(f"{prefix}-{run}"):
+            formulas[run.replace("-", " ")] = selected(f"{prefix}-{run}")
     for seed, name in enumerate(nb["seeds"]):
         formulas[f"nb201 seed {seed}"] = selected(name)
     cols = targets(args.nb201_report_archs, packs=[p for _, p in formulas.values()])
@@ -319,13 +317,14 @@ def protocol_text(args, chosen) -> dict:
             "variants": VARIANTS, "labels": {k: s.label for k, s in SPACES.items()}}
 
 
+SPACE_NAMES = {"nb201": "NB201", "macro": "NAS-Bench-Macro", "darts": "DARTS"}
 COLUMNS = ("nb201-c10", "nb201-c100", "nb201-in16", "macro", "darts", "nb101")
 
 
 def markdown(out) -> str:
     R = out["results"]
     lines = ["# Discovery for transfer: the report", "",
-             "Command: `python experiments/transfer.py --stage report` (after search1 to search5 and select) "
+             "Command: `python experiments/transfer.py --stage report` (after search1 to search7 and select) "
              f"on {out['protocol']['machine']}. Report archs were split off before any search and never "
              "used for a choice. Columns: "
              + "; ".join(f"{c}: {R[c][next(iter(R[c]))]['n']} archs" for c in COLUMNS if c in R)
@@ -334,8 +333,13 @@ def markdown(out) -> str:
              "- DARTS labels are NB301 *surrogate* predictions, not trainings; NB101 was searched by nothing.",
              "- nan: a constant score (no ranking), or τ within #params deciles on fewer than 50 archs.", ""]
     lines += ["## Leave-one-space-out choice of the search settings (validation archs only)", "",
-              "| variant | " + " | ".join(f"τ on {s} ({LEFT_OUT_RUN[s].replace('-', ' ')})" for s in LEFT_OUT_RUN)
-              + " | mean |", "|---" * (len(LEFT_OUT_RUN) + 2) + "|"]
+              "Each space is scored with the formula of the setting's search that did not see it: "
+              + ", ".join(f"{s} by its {r.replace('-', ' ')} search" for s, r in LEFT_OUT_RUN.items())
+              + f"; settings searched on three spaces (-{THREE}, search7): "
+              + ", ".join(f"{s} by its {r.replace('-', ' ')} search" for s, r in LEFT_OUT_RUN_THREE.items())
+              + ". zoo:general is the chosen setting's joint search.", "",
+              "| setting | " + " | ".join(f"τ on {s}" for s in LEFT_OUT_RUN) + " | mean |",
+              "|---" * (len(LEFT_OUT_RUN) + 2) + "|"]
     for v, row in out["selection"]["variants"].items():
         mark = " (chosen)" if v == out["selection"]["chosen"] else ""
         lines.append(f"| {v}{mark} | " + " | ".join(f"{row['left_out_validation_tau'][s]:.3f}" for s in LEFT_OUT_RUN)
@@ -358,16 +362,18 @@ def markdown(out) -> str:
         t = nb["validation_tau"][name]
         lines.append(f"| {name}{mark} | {t['c10']:.3f} | {t['c100']:.3f} | {t['in16']:.3f} | {mean:.3f} "
                      f"| `{nb['runs'][name]}` |")
-    rows = ["zoo:general"] + [k for k in ("only nb201", "only macro", "only darts", "without nb201",
-                                          "without macro", "without darts") if k in out["formulas"]]
-    saw = ("no search saw NB101" if out.get("three_spaces") else
-           "no search saw NB101, and DARTS only its own search (search6, which no choice reads)"
-           if "only darts" in rows else "no search saw DARTS or NB101")
-    lines += ["", f"## Transfer matrix (Kendall τ on report archs; rows: what the search saw; {saw})", "",
+    saw = {"zoo:general": "zoo:general: " + (" + ".join(SPACE_NAMES.values()) if out.get("three_spaces")
+                                             else "NB201 + NAS-Bench-Macro"),
+           "only nb201": "NB201", "only macro": "NAS-Bench-Macro", "only darts": "DARTS",
+           "without nb201": "NAS-Bench-Macro + DARTS", "without macro": "NB201 + DARTS",
+           "without darts": "NB201 + NAS-Bench-Macro"}
+    lines += ["", "## Transfer matrix (Kendall τ on report archs; rows: what the search saw, the chosen setting; "
+              "no search saw NB101)", "",
               "| searched on | formula | " + " | ".join(COLUMNS) + " |", "|---" * (len(COLUMNS) + 2) + "|"]
-    for label in rows:
+    same = set() if out.get("three_spaces") else {"without darts"}  # two spaces: that is zoo:general's search
+    for label in (k for k in saw if k in out["formulas"] and k not in same):
         f = out["formulas"][label]["formula"]
-        lines.append(f"| {label} | `{f}` | " + " | ".join(_cell(R, c, label) for c in COLUMNS) + " |")
+        lines.append(f"| {saw[label]} | `{f}` | " + " | ".join(_cell(R, c, label) for c in COLUMNS) + " |")
     lines += ["", "## Targets", ""] + targets_lines(out)
     lines += ["", "## Every proxy on every space (τ / ρ / nDCG / top-10% / τ within #params deciles)", ""]
     for c in COLUMNS:

@@ -67,3 +67,18 @@ def test_search7_leaves_each_of_three_spaces_out_once_and_searches_all_three():
         assert (c.search, c.fitness, c.seed) == (search1.search, search1.fitness, search1.seed)
         assert all(t == next(s for s in search1.tasks + plan["vocab+net+size-without-macro"].tasks
                              if s.name == t.name) for t in c.tasks)
+
+
+def test_a_setting_names_the_runs_that_left_each_space_out_and_its_joint_run():
+    assert transfer.setting_runs("vocab+size-xl") == (
+        "vocab+size-xl", {"nb201": "vocab+size-xl-only-macro", "macro": "vocab+size-xl-only-nb201",
+                          "darts": "vocab+size-xl-without-darts"}, "vocab+size-xl-without-darts")
+    prefix, left_out, joint = transfer.setting_runs(f"vocab+net+size+mean-{transfer.THREE}")
+    assert prefix == "vocab+net+size+mean" and joint == f"vocab+net+size+mean-{transfer.ALL_SPACES}"
+    assert left_out == {s: f"vocab+net+size+mean-without-{s}" for s in ("nb201", "macro", "darts")}
+    # every run a three-space setting reads is planned by search7 or search1, with the variant's fitness
+    planned = {**transfer.plan_search1(), **transfer.plan_search7("vocab+net+size+mean")}
+    for name in (*left_out.values(), joint):
+        assert as_config(planned[name]).fitness.combine == "mean"
+    # combine matters only for joint searches: such a variant adds no NB201-only candidate for zoo:nb201
+    assert not any(s.startswith("vocab+net+size+mean") for s in transfer.nb201_settings())
