@@ -2,15 +2,17 @@
 
 Stages (each resumable: runs resume, caches complete, scores are stored):
 
-``search1``  for each search variant (vocabulary x size-robust fitness, VARIANTS):
+``search1``  for each search variant (vocabulary, size-robust fitness, how a joint search
+             combines its spaces: VARIANTS):
              a joint search on NB201 + NAS-Bench-Macro, and one search on each
-             alone. NB101 is searched by nothing, DARTS only by search6 (whose
-             formula no choice reads).
+             alone. DARTS is searched by search6 (alone; no choice reads it) and
+             search7 (jointly); NB101 by nothing.
 ``select``   leave-one-space-out choice of the setting: the formula a run
              selects (its own rule, on its search archs) is scored on the
-             VALIDATION archs of a space the run did not see (LEFT_OUT_RUN); the
-             variant (or "VARIANT-xl", once search5 has run) with the best mean is
-             chosen. No report arch is read.
+             VALIDATION archs of a space the run did not see (setting_runs); the
+             setting (a variant, "VARIANT-xl" once search5 has run, "VARIANT-3spaces"
+             once search7 has) with the best mean is chosen, and zoo:general is its
+             joint search. No report arch is read.
 ``search2``  NB201 alone with the chosen variant, seeds 1 and 2.
 ``search3``  NB201 alone, seeds 0-2, with larger budgets (BUDGETS: about 4x and
              12x the evaluations of search1/2), for the variant whose NB201-only
@@ -86,6 +88,8 @@ VARIANTS = {  # compared by leave-one-space-out on validation archs
     # the same, a joint search's fitness the mean over its spaces (not the minimum): with DARTS, whose tau is the
     # lowest, the minimum weighs DARTS alone
     "vocab+net+size+mean": {"pack": "network", "size_weight": 0.5, "combine": "mean"},
+    # ... the minimum over spaces of the fitness relative to the best baseline seed's on that space
+    "vocab+net+size+rel": {"pack": "network", "size_weight": 0.5, "combine": "min_relative"},
 }
 NET_PACKS = {"network"}  # packs with whole-network terms: their caches record them (a "-net" twin cache)
 SEARCH = {"population": 100, "generations": 20, "init_min_height": 2, "init_max_height": 5, "max_height": 9,
@@ -202,10 +206,10 @@ def plan_search5(variant: str) -> dict:
 
 def plan_search6(chosen: str) -> dict:
     """DARTS alone with the chosen setting (its budget: search1's, or "VARIANT-BUDGET"'s): the transfer
-    matrix's last "searched on each space alone" row. Report only: no choice reads it (the settings were
-    chosen by leave-one-space-out without DARTS, and zoo:general stays the search that never saw DARTS)."""
-    variant, _, budget = chosen.partition("-")
-    name = f"{chosen}-only-darts"
+    matrix's "searched on DARTS alone" row. Report only: no choice reads it."""
+    prefix = setting_runs(chosen)[0]  # a three-space setting's runs are named by its variant
+    variant, _, budget = prefix.partition("-")
+    name = f"{prefix}-only-darts"
     return {name: config(name, ["darts"], variant, **BUDGETS.get(budget, {}))}
 
 
@@ -220,7 +224,8 @@ def plan_search7(variant: str) -> dict:
                                  (f"{variant}-{ALL_SPACES}", ["nb201", "macro", "darts"]))}
 
 
-SEARCH7_VARIANTS = ("vocab+net+size", "vocab+net+size+mean")  # search1's chosen variant, and with the mean
+# search1's chosen variant, and with the mean or the relative minimum over spaces
+SEARCH7_VARIANTS = ("vocab+net+size", "vocab+net+size+mean", "vocab+net+size+rel")
 
 # Leave-one-space-out: the run that did not see a space, scored on that space's validation archs.
 LEFT_OUT_RUN = {"nb201": "only-macro", "macro": "only-nb201", "darts": "without-darts"}

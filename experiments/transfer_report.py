@@ -45,6 +45,9 @@ VOCABULARY_BASELINES = {"grad_norm": "sum_layers(frob(dW))", "snip": "sum_layers
 # The proxy experiments/discover_nb201.py chose before this study, for comparison on the same archs.
 PREVIOUS_NB201 = "previous NB201 proxy (discover_nb201 seed 2)"
 PREVIOUS_NB201_FORMULA = "sum_layers(square(square(square(neg(relu(hamming(neg(sign(dW)))))))))"
+# zoo:general before three-space settings were weighed (vocab+net+size's NB201 + NAS-Bench-Macro search)
+PREVIOUS_GENERAL = "previous zoo:general (vocab+net+size, NB201 + NAS-Bench-Macro)"
+PREVIOUS_GENERAL_FORMULA = ("sum_layers(square(eff_rank(dW)))", "network")
 # Baselines need a network pass per arch (1-10 s each on this CPU): they are
 # computed on this many report archs per column (the first of the fixed draw).
 BASELINE_ARCHS = {"nb201-c10": 1000, "nb201-c100": 3000, "nb201-in16": 3000, "macro": 150, "darts": 80, "nb101": 60}
@@ -242,6 +245,8 @@ def report(args) -> None:
     formulas = {"zoo:general": selected(joint), "zoo:nb201": (nb["formula"], nb["pack"])}
     formulas.update({f"{n} (vocabulary formula)": (f, "default") for n, f in VOCABULARY_BASELINES.items()})
     formulas[PREVIOUS_NB201] = (PREVIOUS_NB201_FORMULA, "default")
+    if formulas["zoo:general"] != PREVIOUS_GENERAL_FORMULA:
+        formulas[PREVIOUS_GENERAL] = PREVIOUS_GENERAL_FORMULA
     # the transfer matrix: the setting's searches on each space alone (DARTS: search6) and without each
     for run in ("only-nb201", "only-macro", "only-darts", "without-nb201", "without-macro", "without-darts"):
         if finished(f"{prefix}-{run}"):
@@ -504,6 +509,10 @@ def write_zoo(out) -> None:
             "CIFAR-10 valid, CIFAR-100 and ImageNet16-120 accuracies" if out["nb201_choice"]["variant"].endswith(
                 ALL_DATASETS) else "CIFAR-10 valid only") + "); an NB201 specialist: use zoo:general elsewhere"),
     }
+    if PREVIOUS_GENERAL in out["formulas"]:  # kept by name for whoever measured or exported it
+        entries["general-2spaces"] = (PREVIOUS_GENERAL, "zoo:general until three-space settings were weighed: "
+                                      "searched jointly on NB201 and NAS-Bench-Macro with the settings chosen by "
+                                      "two-space leave-one-space-out; DARTS and NB101 were not in its search")
     for name, (label, use) in entries.items():
         f = out["formulas"][label]
         entry = {"name": name, "formula": f["formula"], "pack": f["pack"], "use": use,

@@ -16,7 +16,7 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
 from .errors import GpproxyError
-from .fitness import CORRELATIONS
+from .fitness import COMBINES, CORRELATIONS
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -78,7 +78,7 @@ class FitnessConfig:
     # within `size_groups` quantile groups of #params: size alone scores 0 there
     size_weight: float = 0.0
     size_groups: int = 10
-    combine: str = "mean"  # mean | min over tasks
+    combine: str = "mean"  # mean | min over tasks | min_relative (min of fitness / best baseline seed's, per task)
 
 
 @dataclass
@@ -239,7 +239,7 @@ FITNESS_RULES = {
     "correlation": rule(str, lambda v: v in CORRELATIONS, "one of " + ", ".join(CORRELATIONS)),
     "subsets": rule(int, _non_negative, ">= 0"),
     "subset_fraction": rule(float, lambda v: 0 < v < 1, "strictly between 0 and 1"),
-    "combine": rule(str, lambda v: v in ("mean", "min"), "mean or min"),
+    "combine": rule(str, lambda v: v in COMBINES, "one of " + ", ".join(COMBINES)),
     "size_weight": rule(float, lambda v: 0 <= v <= 1, "between 0 and 1"),
     "size_groups": rule(int, lambda v: v >= 2, ">= 2"),
 }

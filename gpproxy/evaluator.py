@@ -22,7 +22,7 @@ import numpy as np
 import torch
 
 from .cache import open_cache
-from .errors import FormulaError
+from .errors import FormulaError, GpproxyError
 from .fitness import INVALID, check_scores, combine, task_fitness
 from .formula import FormulaEval, combine_population, is_population, parse_formula, population_terms
 from .pack import load_pack
@@ -217,6 +217,15 @@ class EvalContext:
         # Every chunk keeps its own memo during a batch: split one budget among them.
         n_chunks = sum(len(c) for c in loaded.values())
         self.memo_bytes = MATRIX_MEMO_BYTES // max(1, n_chunks)
+        self.references = self._references() if spec.combine == "min_relative" else None
+
+    def _references(self) -> list:
+        """Per task: the best fitness of the pack's baseline seeds (combine "min_relative")."""
+        seeds = list(dict.fromkeys(self.pack.seeds.values()))
+        if not seeds:
+            raise GpproxyError(f"combine = 'min_relative' needs baseline seeds; pack {self.spec.pack!r} has none")
+        _, per_task = self._task_fitness(seeds)
+        return [max([v[t.name] for v in per_task.values() if t.name in v] or [INVALID]) for t in self.spec.tasks]
 
     def _scores(self, trees: dict, task: TaskEval, memos=None, errors=None) -> dict:
         return score_on_cache(self.caches[task.name], list(task.archs), trees, self.pack, self.spec.device,
@@ -233,6 +242,16 @@ class EvalContext:
         not parse, fails, or gives scores that cannot be ranked on a task),
         validity, error and the per-task fitness. Subtrees shared within the
         batch are computed once per chunk."""
+        results, per_task = self._task_fitness(formulas)
+        for f in per_task:
+            if f not in results:
+                fit = round(combine([per_task[f][t.name] for t in self.spec.tasks], self.spec.combine,
+                                    self.references), FITNESS_DIGITS)
+                results[f] = {"fitness": fit, "valid": fit > INVALID, "error": None, "tasks": per_task[f]}
+        return [results[f] for f in formulas]
+
+    def _task_fitness(self, formulas) -> tuple:
+        """({formula: invalid result}, {formula: {task: fitness}}) of the formulas that parse."""
         results, trees = {}, {}
         for f in formulas:
             try:
@@ -259,11 +278,7 @@ class EvalContext:
                 per_task[f][t.name] = round(task_fitness(scores[f], self.acc[t.name], self.spec.correlation,
                                                          self.subsets[t.name], self.groups[t.name],
                                                          self.spec.size_weight), FITNESS_DIGITS)
-        for f in trees:
-            if f not in results:
-                fit = round(combine(list(per_task[f].values()), self.spec.combine), FITNESS_DIGITS)
-                results[f] = {"fitness": fit, "valid": fit > INVALID, "error": None, "tasks": per_task[f]}
-        return [results[f] for f in formulas]
+        return results, per_task
 
 
 _CONTEXTS: dict = {}
@@ -346,8 +361,6 @@ class DaskEvaluator(Evaluator):
         try:
             from distributed import Client, LocalCluster
         except ImportError:
-            from .errors import GpproxyError
-
             raise GpproxyError("backend 'dask' needs dask.distributed: pip install 'gpproxy[dask]'") from None
         self._cluster = None
         if address:

@@ -113,5 +113,15 @@ def task_fitness(scores, acc, correlation: str, subsets=None, groups=(), size_we
     return INVALID if not np.isfinite(value) else value
 
 
-def combine(values: list, how: str) -> float:
+COMBINES = ("mean", "min", "min_relative")
+# "min_relative": the minimum over tasks of a formula's fitness divided by the task's reference, the best
+# fitness of the pack's baseline seeds there, so a task that every proxy finds hard (low tau) does not
+# decide the search alone. The floor keeps a task where every baseline fails positive and counted.
+REFERENCE_FLOOR = 0.05
+
+
+def combine(values: list, how: str, references: list | None = None) -> float:
+    """One fitness from per-task values (``references``: per task, in the same order, for "min_relative")."""
+    if how == "min_relative":
+        return float(np.min(np.asarray(values) / np.maximum(np.asarray(references), REFERENCE_FLOOR)))
     return float(np.mean(values) if how == "mean" else np.min(values))

@@ -283,3 +283,39 @@ def test_tasks_differing_only_in_target_are_scored_once(tiny_table, tiny_cache, 
             assert r["tasks"] == {"a": alone["a"][i]["fitness"], "b": alone["b"][i]["fitness"]}
             assert r["fitness"] == min(r["tasks"].values())
     assert sum(r["valid"] for r in both) == 3 and both[0]["tasks"]["a"] != both[0]["tasks"]["b"]
+
+
+def test_min_relative_divides_each_task_by_its_best_baseline_seed(tiny_table, tiny_cache, monkeypatch):
+    """combine = "min_relative": per task, the reference is the best fitness of the pack's seeds there; a
+    formula's fitness is the minimum over tasks of its task fitness / reference (floored)."""
+    from dataclasses import replace
+
+    import numpy as np
+    import pytest
+
+    from gpproxy import evaluator
+    from gpproxy.errors import GpproxyError
+    from gpproxy.evaluator import EvalContext, EvalSpec, TaskEval
+    from gpproxy.fitness import REFERENCE_FLOOR, combine
+    from gpproxy.pack import load_pack
+    from gpproxy.tasks import prepare_task
+
+    td = prepare_task(tiny_config(tiny_table, tiny_cache).tasks[0], log=lambda m: None)
+    first = TaskEval("a", str(td.cache_root), tuple(td.search_archs), tuple(float(a) for a in td.search_acc))
+    reversed_acc = tuple(float(a) for a in -np.asarray(td.search_acc) + np.arange(len(td.search_acc)) * 0.05)
+    second = replace(first, name="b", acc=reversed_acc)
+    ctx = EvalContext(EvalSpec("default", (first, second), combine="min_relative"))
+    seeds = list(load_pack("default").seeds.values())
+    alone = {t.name: EvalContext(EvalSpec("default", (t,))).evaluate_many(seeds) for t in (first, second)}
+    want = [max(r["fitness"] for r in alone[t]) for t in ("a", "b")]
+    assert ctx.references == want
+    formulas = ["sum_layers(frob(dW))", "mean_layers(l1(A))", "not_a_formula(", *seeds[:2]]
+    for r in ctx.evaluate_many(formulas):
+        if r["valid"]:
+            ratios = [r["tasks"][t] / max(ref, REFERENCE_FLOOR) for t, ref in zip(("a", "b"), want)]
+            assert r["fitness"] == pytest.approx(min(ratios), abs=1e-8)
+    assert combine([0.3, 0.2], "min_relative", [0.6, 0.01]) == pytest.approx(0.5)  # 0.2 / floor 0.05 = 4
+    bare = replace(load_pack("default"), seeds={})
+    monkeypatch.setattr(evaluator, "load_pack", lambda name: bare)
+    with pytest.raises(GpproxyError, match="min_relative"):
+        EvalContext(EvalSpec("default", (first,), combine="min_relative"))

@@ -45,11 +45,13 @@ def test_search5_completes_the_xl_setting_that_select_and_search2_read():
 def test_search6_searches_darts_alone_with_the_chosen_variant_and_search1s_budget():
     search1 = {k: transfer.SEARCH[k] for k in ("population", "generations")}
     for chosen, variant, budget in (("vocab+net+size", "vocab+net+size", search1),
-                                    ("vocab+size-xl", "vocab+size", transfer.BUDGETS["xl"])):
+                                    ("vocab+size-xl", "vocab+size", transfer.BUDGETS["xl"]),
+                                    (f"vocab+net+size+rel-{transfer.THREE}", "vocab+net+size+rel", search1)):
         (name, cfg), = transfer.plan_search6(chosen).items()
         c = as_config(cfg)
-        assert name == f"{chosen}-only-darts" and [t.name for t in c.tasks] == ["darts"]
+        assert name == f"{transfer.setting_runs(chosen)[0]}-only-darts" and [t.name for t in c.tasks] == ["darts"]
         assert c.search.pack == transfer.VARIANTS[variant]["pack"]
+        assert c.fitness.combine == transfer.VARIANTS[variant].get("combine", "min")
         assert (c.search.population, c.search.generations) == (budget["population"], budget["generations"])
         assert c.tasks[0].cache == transfer.cache_of("darts", c.search.pack)
 
