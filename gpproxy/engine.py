@@ -288,6 +288,8 @@ class Engine:
             t0 = time.perf_counter()
             n_new = self.evaluate(pop, memo)
             self._warn_invalid_seeds(seeds[:mu // 4], memo)
+            if c.fitness.combine == "min_relative":
+                self._log_references()
             pop = tools.selNSGA2(pop, mu)
             self._after_generation(0, pop, memo, logbook, n_new, time.perf_counter() - t0)
             gen = 1
@@ -340,6 +342,15 @@ class Engine:
             if res is not None and not res["valid"]:
                 self.log(f"warning: seed formula {name} ({formula[:80]}) is invalid on this run's "
                          f"statistics ({str(res.get('error'))[:120]}); it is dropped from the search")
+
+    def _log_references(self) -> None:
+        """Say what "min_relative" divides each task's fitness by: its best baseline seed's fitness there
+        (each evaluating process computes the same numbers from the pack's seeds)."""
+        results = self.evaluator.map(list(dict.fromkeys(self.pack.seeds.values())))
+        best = {t: max(r["tasks"][t] for r in results if t in r.get("tasks", {})) for t in
+                dict.fromkeys(t for r in results for t in r.get("tasks", {}))}
+        self.log("min_relative references (best baseline seed fitness per task): "
+                 + ", ".join(f"{t} {v:.3f}" for t, v in best.items()))
 
     def _vary(self, pop):
         s = self.config.search

@@ -224,8 +224,9 @@ class EvalContext:
         seeds = list(dict.fromkeys(self.pack.seeds.values()))
         if not seeds:
             raise GpproxyError(f"combine = 'min_relative' needs baseline seeds; pack {self.spec.pack!r} has none")
-        _, per_task = self._task_fitness(seeds)
-        return [max([v[t.name] for v in per_task.values() if t.name in v] or [INVALID]) for t in self.spec.tasks]
+        invalid, per_task = self._task_fitness(seeds)
+        valid = [v for f, v in per_task.items() if f not in invalid]  # seeds that rank every task
+        return [max([v[t.name] for v in valid] or [INVALID]) for t in self.spec.tasks]
 
     def _scores(self, trees: dict, task: TaskEval, memos=None, errors=None) -> dict:
         return score_on_cache(self.caches[task.name], list(task.archs), trees, self.pack, self.spec.device,

@@ -319,3 +319,18 @@ def test_min_relative_divides_each_task_by_its_best_baseline_seed(tiny_table, ti
     monkeypatch.setattr(evaluator, "load_pack", lambda name: bare)
     with pytest.raises(GpproxyError, match="min_relative"):
         EvalContext(EvalSpec("default", (first,), combine="min_relative"))
+
+
+def test_a_min_relative_run_logs_its_references_and_divides_by_them(tiny_table, tiny_cache, tmp_path):
+    from gpproxy.evaluator import context_for
+
+    cfg = tiny_config(tiny_table, tiny_cache).override(**{"fitness.combine": "min_relative"})
+    lines = []
+    engine = Engine(cfg, tmp_path / "rel", log=lines.append)
+    engine.run()
+    (line,) = [m for m in lines if m.startswith("min_relative references")]
+    (ref,) = context_for(engine.eval_spec).references
+    assert line.endswith(f"t {ref:.3f}") and ref > 0.05
+    for r in rundir.read_csv(tmp_path / "rel" / "pareto.csv"):
+        res = context_for(engine.eval_spec).evaluate_many([r["formula"]])[0]
+        assert float(r["fitness"]) == pytest.approx(res["tasks"]["t"] / ref, abs=1e-8)
