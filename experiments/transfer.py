@@ -112,6 +112,12 @@ def config(name: str, spaces, variant: str, seed: int = 0, tasks: list | None = 
             "task": tasks if tasks is not None else [task_of(s, v["pack"]) for s in spaces]}
 
 
+def setting_config(name: str, spaces, setting: str, seed: int = 0) -> dict:
+    """A run config of a setting: a variant, or "VARIANT-BUDGET" (BUDGETS)."""
+    variant, _, budget = setting.partition("-")
+    return config(name, spaces, variant, seed, **BUDGETS.get(budget, {}))
+
+
 def cache_of(key: str, pack: str = "default", cache: str | None = None) -> str:
     """The statistics cache of a space (or ``cache``) for formulas of ``pack``: a pack with
     whole-network terms reads a twin cache that records them, named with "-net"."""
@@ -137,9 +143,7 @@ def plan_search1() -> dict:
 def plan_search2(chosen: str) -> dict:
     """NB201 alone with the chosen settings, seeds 1 and 2 (zoo:nb201: the best NB201-only search).
     ``chosen``: a variant, or "VARIANT-BUDGET" (whose NB201-only seeds search3 has run)."""
-    variant, _, budget = chosen.partition("-")
-    return {f"{chosen}-only-nb201-s{seed}": config(f"{chosen}-only-nb201-s{seed}", ["nb201"], variant, seed,
-                                                   **BUDGETS.get(budget, {}))
+    return {f"{chosen}-only-nb201-s{seed}": setting_config(f"{chosen}-only-nb201-s{seed}", ["nb201"], chosen, seed)
             for seed in (1, 2)}
 
 
@@ -174,8 +178,8 @@ def plan_search3(variant: str) -> dict:
     """NB201 alone with a variant's settings and each larger budget, seeds 0-2: the seeds of search1/2
     ended far apart on validation (0.687-0.750 for vocab+size) with fitness still rising at the last
     generation, so a longer search is a candidate for zoo:nb201 like any other NB201-only search."""
-    return {name: config(name, ["nb201"], variant, seed, **budget)
-            for b, budget in BUDGETS.items() for seed, name in enumerate(nb201_runs(f"{variant}-{b}"))}
+    return {name: setting_config(name, ["nb201"], f"{variant}-{b}", seed)
+            for b in BUDGETS for seed, name in enumerate(nb201_runs(f"{variant}-{b}"))}
 
 
 # search4's fitness ranks NB201's search archs by each dataset of the report's NB201 columns
@@ -200,17 +204,15 @@ def plan_search5(variant: str) -> dict:
     NAS-Bench-Macro alone (its NB201-only search is search3's seed 0), so ``select`` can weigh the setting
     "VARIANT-xl" like any variant: does a longer search transfer better, or fit its spaces more closely?"""
     setting = f"{variant}-xl"
-    return {f"{setting}-without-darts": config(f"{setting}-without-darts", SEARCHED, variant, **BUDGETS["xl"]),
-            f"{setting}-only-macro": config(f"{setting}-only-macro", ["macro"], variant, **BUDGETS["xl"])}
+    return {f"{setting}-without-darts": setting_config(f"{setting}-without-darts", SEARCHED, setting),
+            f"{setting}-only-macro": setting_config(f"{setting}-only-macro", ["macro"], setting)}
 
 
 def plan_search6(chosen: str) -> dict:
     """DARTS alone with the chosen setting (its budget: search1's, or "VARIANT-BUDGET"'s): the transfer
     matrix's "searched on DARTS alone" row. Report only: no choice reads it."""
     prefix = setting_runs(chosen)[0]  # a three-space setting's runs are named by its variant
-    variant, _, budget = prefix.partition("-")
-    name = f"{prefix}-only-darts"
-    return {name: config(name, ["darts"], variant, **BUDGETS.get(budget, {}))}
+    return {f"{prefix}-only-darts": setting_config(f"{prefix}-only-darts", ["darts"], prefix)}
 
 
 def plan_search7(variant: str) -> dict:

@@ -250,7 +250,7 @@ def report(args) -> None:
         formulas[PREVIOUS_GENERAL] = PREVIOUS_GENERAL_FORMULA
     # the transfer matrix: the setting's searches on each space alone (DARTS: search6) and without each
     for run in ("only-nb201", "only-macro", "only-darts", "without-nb201", "without-macro", "without-darts"):
-        if finished(f"{prefix}-{run}"):
+        if finished(f"{prefix}-{run}") and f"{prefix}-{run}" != joint:  # the joint one is zoo:general
             formulas[run.replace("-", " ")] = selected(f"{prefix}-{run}")
     for seed, name in enumerate(nb["seeds"]):
         formulas[f"nb201 seed {seed}"] = selected(name)
@@ -285,7 +285,7 @@ def report(args) -> None:
            "formulas": {k: {"formula": f, "pack": p} for k, (f, p) in formulas.items()},
            "search_seconds": search_seconds(), "report_seconds": round(time.perf_counter() - t0, 1),
            "results": results, "formulas_on_all_drawn": formulas_all, "nbsz": nbsz, "published": PUBLISHED,
-           "subset_baselines": subset, "three_spaces": three}
+           "subset_baselines": subset, "three_spaces": three, "left_out": left_out_labels(chosen)}
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / "transfer.json").write_text(json.dumps(out, indent=1, default=float) + "\n")
     (RESULTS / "transfer.md").write_text(markdown(out))
@@ -376,8 +376,7 @@ def markdown(out) -> str:
     lines += ["", "## Transfer matrix (Kendall τ on report archs; rows: what the search saw, the chosen setting; "
               "no search saw NB101)", "",
               "| searched on | formula | " + " | ".join(COLUMNS) + " |", "|---" * (len(COLUMNS) + 2) + "|"]
-    same = set() if out.get("three_spaces") else {"without darts"}  # two spaces: that is zoo:general's search
-    for label in (k for k in saw if k in out["formulas"] and k not in same):
+    for label in (k for k in saw if k in out["formulas"]):
         f = out["formulas"][label]["formula"]
         lines.append(f"| {saw[label]} | `{f}` | " + " | ".join(_cell(R, c, label) for c in COLUMNS) + " |")
     lines += ["", "## Targets", ""] + targets_lines(out)
@@ -436,20 +435,19 @@ def markdown(out) -> str:
     return "\n".join(lines)
 
 
-# the formula of a search that did not see the column's space (NB101: no search saw it); two searched
-# spaces (before search7): the other one alone, and DARTS none
-LEFT_OUT = {"nb201-c10": "only macro", "nb201-c100": "only macro", "nb201-in16": "only macro",
-            "macro": "only nb201", "darts": "zoo:general", "nb101": "zoo:general"}
-# three searched spaces (search7): the joint search on the other two
-LEFT_OUT_THREE = {"nb201-c10": "without nb201", "nb201-c100": "without nb201", "nb201-in16": "without nb201",
-                  "macro": "without macro", "darts": "without darts", "nb101": "zoo:general"}
+def left_out_labels(chosen: str) -> dict:
+    """{report column: the label of the chosen setting's search that did not see the column's space}
+    (zoo:general where that search is the joint one, and on NB101, which no search saw)."""
+    prefix, runs, joint = setting_runs(chosen)
+    label = {s: "zoo:general" if run == joint else run.removeprefix(f"{prefix}-").replace("-", " ")
+             for s, run in runs.items()}
+    return {c: label.get(c.split("-")[0], "zoo:general") for c in COLUMNS}
 
 
 def targets_lines(out) -> list:
     """The issue's targets, each with its margin (positive: met)."""
     R, lines = out["results"], []
     three = out.get("three_spaces")
-    left_out = LEFT_OUT_THREE if three else LEFT_OUT
     which = ("the joint search on the other two of NB201, NAS-Bench-Macro and DARTS (search7); NB101: zoo:general "
              "itself (no search saw it)" if three else
              "NB201 columns: the search on NAS-Bench-Macro alone; NAS-Bench-Macro: the search on NB201 alone; "
@@ -461,7 +459,7 @@ def targets_lines(out) -> list:
     for c in COLUMNS:
         if c not in R:
             continue
-        label = left_out[c]
+        label = out["left_out"][c]
         rivals = {b: R[c][b]["kendall"] for b in ("flops", "params") + CLASSIC if b in R[c]}
         rivals.update({b: R[c][b]["kendall"] for b in R[c] if b.startswith("grad_norm")})
         best = max(rivals, key=rivals.get)

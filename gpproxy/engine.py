@@ -24,7 +24,7 @@ from .config import RunConfig
 from .device import resolve_device
 from .errors import GpproxyError
 from .evaluator import EvalSpec, TaskEval, make_evaluator
-from .fitness import INVALID, draw_subsets, score_report, size_groups
+from .fitness import INVALID, draw_subsets, score_report, seed_references, size_groups
 from .formula import parse_formula, to_math
 from .pack import load_pack
 from .selection import select, selection_rule
@@ -347,10 +347,10 @@ class Engine:
         """Say what "min_relative" divides each task's fitness by: its best baseline seed's fitness there
         (each evaluating process computes the same numbers from the pack's seeds)."""
         results = self.evaluator.map(list(dict.fromkeys(self.pack.seeds.values())))
-        best = {t: max(r["tasks"][t] for r in results if t in r.get("tasks", {})) for t in
-                dict.fromkeys(t for r in results for t in r.get("tasks", {}))}
+        names = [t.name for t in self.eval_spec.tasks]
+        refs = seed_references([r["tasks"] for r in results], names)
         self.log("min_relative references (best baseline seed fitness per task): "
-                 + ", ".join(f"{t} {v:.3f}" for t, v in best.items()))
+                 + ", ".join(f"{t} {v:.3f}" for t, v in zip(names, refs)))
 
     def _vary(self, pop):
         s = self.config.search

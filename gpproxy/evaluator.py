@@ -23,7 +23,7 @@ import torch
 
 from .cache import open_cache
 from .errors import FormulaError, GpproxyError
-from .fitness import INVALID, check_scores, combine, task_fitness
+from .fitness import INVALID, check_scores, combine, seed_references, task_fitness
 from .formula import FormulaEval, combine_population, is_population, parse_formula, population_terms
 from .pack import load_pack
 from .statset import iter_chunks, load_chunks
@@ -225,8 +225,8 @@ class EvalContext:
         if not seeds:
             raise GpproxyError(f"combine = 'min_relative' needs baseline seeds; pack {self.spec.pack!r} has none")
         invalid, per_task = self._task_fitness(seeds)
-        valid = [v for f, v in per_task.items() if f not in invalid]  # seeds that rank every task
-        return [max([v[t.name] for v in valid] or [INVALID]) for t in self.spec.tasks]
+        return seed_references([v for f, v in per_task.items() if f not in invalid],
+                               [t.name for t in self.spec.tasks])
 
     def _scores(self, trees: dict, task: TaskEval, memos=None, errors=None) -> dict:
         return score_on_cache(self.caches[task.name], list(task.archs), trees, self.pack, self.spec.device,

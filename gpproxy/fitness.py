@@ -120,6 +120,12 @@ COMBINES = ("mean", "min", "min_relative")
 REFERENCE_FLOOR = 0.05
 
 
+def seed_references(task_values: list, tasks: list) -> list:
+    """Per task, the "min_relative" reference: the best fitness among the seeds' {task: fitness} dicts
+    (an empty dict: a seed invalid somewhere, left out); INVALID where no seed ranks the task."""
+    return [max([v[t] for v in task_values if v] or [INVALID]) for t in tasks]
+
+
 def combine(values: list, how: str, references: list | None = None) -> float:
     """One fitness from per-task values (``references``: per task, in the same order, for "min_relative")."""
     if how == "min_relative":
