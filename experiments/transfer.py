@@ -20,8 +20,9 @@ Stages (each resumable: runs resume, caches complete, scores are stored):
 ``search4``  NB201 alone, seeds 0-2, with search3's variant and largest budget and a
              fitness that is the minimum over NB201's three datasets (CIFAR-10 valid,
              CIFAR-100, ImageNet16-120; the other searches rank by CIFAR-10 valid only).
-             zoo:nb201 is the NB201-only search whose formula has the best mean
-             validation tau over the three datasets.
+             zoo:nb201 is, of the NB201-only searches' formulas and the products of
+             the best 2, 3 and 4 of them, the one with the best mean validation tau
+             over the three datasets.
 ``search5``  leave-one-space-out at search3's variant and xl budget (the joint
              search and NAS-Bench-Macro alone; NB201 alone is search3's seed 0);
              run ``select`` again afterwards.
@@ -329,10 +330,9 @@ def formula_scores(key: str, part: str, formulas: dict, cache: str | None = None
     return out
 
 
-def validation_taus(key: str, formulas: dict, columns: dict | None = None) -> dict:
-    """{label: {name: Kendall tau}} of formulas {label: (formula, pack)} on a space's validation archs, scored
-    once and ranked by each accuracy column {name: column} of its table (default: the space's own target)."""
-    from gpproxy.fitness import kendall
+def validation_scores(key: str, formulas: dict, columns: dict | None = None) -> tuple:
+    """({label: scores}, {name: accuracies}) of formulas {label: (formula, pack)} on a space's validation archs,
+    the accuracies of each column {name: column} of its table (default: the space's own target)."""
     from gpproxy.spaces import get_space
 
     bench, parts, acc = space_splits(key)
@@ -345,18 +345,25 @@ def validation_taus(key: str, formulas: dict, columns: dict | None = None) -> di
         canon = get_space(SPACES[key].space).canonical
         row = {canon(a): i for i, a in enumerate(bench.archs)}
         labels = {name: bench.accuracy(c)[[row[a] for a in archs]] for name, c in columns.items()}
+    return formula_scores(key, "validation", formulas, archs=archs), labels
+
+
+def taus_of(scores: dict, labels: dict) -> dict:
+    """{label: {name: Kendall tau}}; nan for a formula with a non-finite score."""
+    from gpproxy.fitness import kendall
+
     return {label: {name: kendall(s, y) if np.isfinite(s).all() else float("nan") for name, y in labels.items()}
-            for label, s in formula_scores(key, "validation", formulas, archs=archs).items()}
+            for label, s in scores.items()}
+
+
+def validation_taus(key: str, formulas: dict, columns: dict | None = None) -> dict:
+    """{label: {name: Kendall tau}} of formulas {label: (formula, pack)} on a space's validation archs, scored
+    once and ranked by each accuracy column {name: column} of its table (default: the space's own target)."""
+    return taus_of(*validation_scores(key, formulas, columns))
 
 
 def validation_tau(key: str, formulas: dict) -> dict:
     return {label: t[SPACES[key].target] for label, t in validation_taus(key, formulas).items()}
-
-
-def nb201_validation_taus(formulas: dict) -> dict:
-    """{label: {dataset: tau}} on NB201's validation archs for each dataset of NB201_DATASETS (the search
-    cache's statistics, CIFAR-10-shaped nets)."""
-    return validation_taus("nb201", formulas, NB201_DATASETS)
 
 
 def selected(name: str) -> tuple:

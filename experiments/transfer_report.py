@@ -17,10 +17,10 @@ from pathlib import Path
 
 import numpy as np
 
-from transfer import (ALL_DATASETS, BUDGETS, LEFT_OUT_RUN, LEFT_OUT_RUN_THREE, NET_PACKS, RESULTS, RUNS, SEARCH,
-                      SELECTION, SPACES, THREE, VARIANTS, best_nb201_variant, cache_of, ensure_cache, finished,
-                      formula_scores, log, nb201_runs, nb201_settings, nb201_validation_taus, selected,
-                      setting_runs, space_splits)
+from transfer import (ALL_DATASETS, BUDGETS, LEFT_OUT_RUN, LEFT_OUT_RUN_THREE, NB201_DATASETS, NET_PACKS, RESULTS,
+                      RUNS, SEARCH, SELECTION, SPACES, THREE, VARIANTS, best_nb201_variant, cache_of, ensure_cache,
+                      finished, formula_scores, log, nb201_runs, nb201_settings, selected, setting_runs, space_splits,
+                      taus_of, validation_scores)
 
 ROOT = Path(__file__).resolve().parents[1]
 ZOO = ROOT / "gpproxy" / "zoo"
@@ -213,26 +213,60 @@ def metrics(scores, acc, params) -> dict:
     return out
 
 
+PRODUCT_SIZES = (2, 3, 4)  # zoo:nb201 may be the product of the k best NB201-only searches
+
+
+def product_formula(members: list) -> str:
+    """log F1 + log F2 + ...: ranks archs as the product of the members' non-negative scores does, without
+    the product's overflow (single scores reach 1e12); the vocabulary's log is log(|x| + 1e-8), so an arch
+    a member scores 0 ranks last, as in the product."""
+    out = f"log({members[0]})"
+    for f in members[1:]:
+        out = f"add({out}, log({f}))"
+    return out
+
+
+def products(ranked: list, scores: dict, runs: dict) -> dict:
+    """{label: (formula, pack, member runs)}: for each k of PRODUCT_SIZES, the product of the first k runs of
+    ``ranked`` (best mean validation tau first) whose validation scores are all >= 0 (a product of scores of
+    either sign ranks by neither) and whose pack is the best one's (one formula, one pack)."""
+    pack = runs[ranked[0]][1]
+    usable = [n for n in ranked if runs[n][1] == pack and (scores[n] >= 0).all()]
+    return {f"product of the best {k}": (product_formula([runs[n][0] for n in usable[:k]]), pack, usable[:k])
+            for k in PRODUCT_SIZES if len(usable) >= k}
+
+
 def choose_nb201() -> dict:
     """zoo:nb201, the best proxy on NB201: of every NB201-only search (each variant; seeds 1 and 2
-    where search2 ran them; search3's longer ones; search4's on all three datasets), the one whose formula
-    has the best mean Kendall tau over NB201's three datasets on NB201 validation archs (the targets are
-    on each dataset). Its setting's seeds (0-2) are the seeds the 3-seed mean is taken over."""
+    where search2 ran them; search3's longer ones; search4's on all three datasets) and of the products of
+    the k best of them (PRODUCT_SIZES), the formula with the best mean Kendall tau over NB201's three
+    datasets on NB201 validation archs (the targets are on each dataset). The 3-seed mean is over the
+    seeds (0-2) of the setting of its (best) search."""
     names = [n for v in nb201_settings() for n in nb201_runs(v)]
     runs = {name: selected(name) for name in names if finished(name)}
-    taus = nb201_validation_taus(runs)
+    scores, labels = validation_scores("nb201", runs, NB201_DATASETS)
+    taus = taus_of(scores, labels)
     mean = {n: float(np.mean(list(t.values()))) for n, t in taus.items()}
+    ranked = sorted((n for n in mean if np.isfinite(mean[n])), key=lambda n: -mean[n])
+    combos = products(ranked, scores, runs)
+    taus.update(taus_of(*validation_scores("nb201", {k: (f, p) for k, (f, p, _) in combos.items()},
+                                           NB201_DATASETS)))
+    mean.update({k: float(np.mean(list(taus[k].values()))) for k in combos})
     best = max(mean, key=mean.get)
-    variant = next(v for v in nb201_settings() if best in nb201_runs(v))
+    formula, pack = (combos[best][:2] if best in combos else runs[best])
+    first = combos[best][2][0] if best in combos else best
+    variant = next(v for v in nb201_settings() if first in nb201_runs(v))
     seeds = [n for n in nb201_runs(variant) if n in runs]
     longer, means = best_nb201_variant({n: t["c10"] for n, t in taus.items()})
     return {"runs": {n: f for n, (f, _) in runs.items()}, "validation_tau": taus, "validation_mean_tau": mean,
+            "products": {k: members for k, (_, _, members) in combos.items()},
             "run": best, "search3": {"variant": longer, "seed_mean_validation_tau": means},
-            "variant": variant, "seeds": seeds, "formula": runs[best][0], "pack": runs[best][1],
+            "variant": variant, "seeds": seeds, "formula": formula, "pack": pack,
             "rule": "of every NB201-only search (every variant, seeds 0-2 where run, search3's longer searches "
-                    "and search4's on all three datasets), the one whose formula has the best mean Kendall tau "
-                    "over NB201 CIFAR-10 valid, CIFAR-100 and ImageNet16-120 on NB201 validation archs; the "
-                    "3-seed mean is over its setting's seeds"}
+                    "and search4's on all three datasets) and the products of the best 2, 3 and 4 of them, the "
+                    "formula with the best mean Kendall tau over NB201 CIFAR-10 valid, CIFAR-100 and "
+                    "ImageNet16-120 on NB201 validation archs; the 3-seed mean is over the seeds of the setting "
+                    "of its (best) search"}
 
 
 def report(args) -> None:
@@ -351,8 +385,12 @@ def markdown(out) -> str:
         lines.append(f"| {v}{mark} | " + " | ".join(f"{row['left_out_validation_tau'][s]:.3f}" for s in LEFT_OUT_RUN)
                      + f" | {row['mean']:.3f} |")
     nb = out["nb201_choice"]
-    lines += ["", "## zoo:nb201: every NB201-only search on NB201 validation archs (the best mean τ over the three "
-              f"datasets is zoo:nb201; its setting, {nb['variant']}, gives the seeds of the 3-seed mean)", "",
+    lines += ["", "## zoo:nb201: every NB201-only search, and the products of the best 2, 3 and 4, on NB201 "
+              "validation archs (the best mean τ over the three datasets is zoo:nb201; the setting of its (best) "
+              f"search, {nb['variant']}, gives the seeds of the 3-seed mean)", "",
+              "A product of the k best searches' formulas is one formula, Σ log|F| (ranked as the product of the "
+              "members' non-negative scores); its members are the k best by mean validation τ whose validation "
+              "scores are all ≥ 0 and whose pack is the best one's.", "",
               "search3's longer searches ("
               + ", ".join(f"-{b}: population {x['population']} x {x['generations']} generations"
                           for b, x in BUDGETS.items())
@@ -366,8 +404,10 @@ def markdown(out) -> str:
     for name, mean in sorted(nb["validation_mean_tau"].items(), key=lambda kv: -kv[1]):
         mark = " (zoo:nb201)" if name == nb["run"] else ""
         t = nb["validation_tau"][name]
+        members = nb.get("products", {}).get(name)
+        what = ("Σ log of " + ", ".join(members)) if members else f"`{nb['runs'][name]}`"
         lines.append(f"| {name}{mark} | {t['c10']:.3f} | {t['c100']:.3f} | {t['in16']:.3f} | {mean:.3f} "
-                     f"| `{nb['runs'][name]}` |")
+                     f"| {what} |")
     saw = {"zoo:general": "zoo:general: " + (" + ".join(SPACE_NAMES.values()) if out.get("three_spaces")
                                              else "NB201 + NAS-Bench-Macro"),
            "only nb201": "NB201", "only macro": "NAS-Bench-Macro", "only darts": "DARTS",
@@ -469,8 +509,8 @@ def targets_lines(out) -> list:
     lines += ["", "NB201 (zoo:nb201; target τ ≥ 0.77 and ρ ≥ 0.93 on each dataset, 3-seed mean τ ≥ 0.75, above "
               "AZ-NAS and VKDNW_agg measured by us on the same archs). zoo:nb201 and its seeds on every report arch "
               "of the column; the peers on the archs they were computed on, with zoo:nb201 re-measured there:", "",
-              "| column (n) | zoo:nb201 τ (margin to 0.77) | ρ (margin to 0.93) | 3-seed mean τ ± std | aznas τ | "
-              "vkdnw_agg τ |",
+              "| column (n) | zoo:nb201 τ (margin to 0.77) | ρ (margin to 0.93) | 3-seed mean τ ± std (its setting's "
+              "searches) | aznas τ | vkdnw_agg τ |",
               "|---|---|---|---|---|---|"]
     for c in ("nb201-c10", "nb201-c100", "nb201-in16"):
         if c not in R:
@@ -496,6 +536,19 @@ def _cell(R, c, label):
     return f"{m['kendall']:.3f}" if m else ""
 
 
+def nb201_origin(nb: dict) -> str:
+    """What zoo:nb201's formula was searched on: one NB201-only search, or the product of several."""
+    def labels(run):
+        return ("CIFAR-10 valid, CIFAR-100 and ImageNet16-120 accuracies" if f"-{ALL_DATASETS}-" in f"{run}-"
+                else "CIFAR-10 valid accuracies")
+
+    members = nb.get("products", {}).get(nb["run"])
+    if not members:
+        return f"searched on NB201 {labels(nb['run'])}"
+    return (f"the product of the {len(members)} NB201-only searches with the best validation τ, searched on "
+            + "; ".join(f"{run}: {labels(run)}" for run in members))
+
+
 def write_zoo(out) -> None:
     R = out["results"]
     ZOO.mkdir(exist_ok=True)
@@ -504,9 +557,8 @@ def write_zoo(out) -> None:
             "NB201, NAS-Bench-Macro and DARTS" if out.get("three_spaces") else "NB201 and NAS-Bench-Macro")
             + " with the settings chosen by leave-one-space-out; "
             + ("NB101 was" if out.get("three_spaces") else "DARTS and NB101 were") + " not in its search"),
-        "nb201": ("zoo:nb201", "the best proxy on NB201 (searched on NB201 " + (
-            "CIFAR-10 valid, CIFAR-100 and ImageNet16-120 accuracies" if out["nb201_choice"]["variant"].endswith(
-                ALL_DATASETS) else "CIFAR-10 valid only") + "); an NB201 specialist: use zoo:general elsewhere"),
+        "nb201": ("zoo:nb201", "the best proxy on NB201 (" + nb201_origin(out["nb201_choice"])
+                  + "); an NB201 specialist: use zoo:general elsewhere"),
     }
     if PREVIOUS_GENERAL in out["formulas"]:  # kept by name for whoever measured or exported it
         entries["general-2spaces"] = (PREVIOUS_GENERAL, "zoo:general until three-space settings were weighed: "

@@ -1,0 +1,40 @@
+"""experiments/transfer_report.py's zoo:nb201 candidates: the product of the k best NB201-only searches is
+one formula of their pack that ranks archs as the product of the members' scores, made only of members
+with non-negative scores and the best one's pack."""
+import sys
+from pathlib import Path
+
+import numpy as np
+import scipy.stats as sps
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "experiments"))
+
+import transfer_report  # noqa: E402
+
+
+def test_a_product_formula_ranks_archs_as_the_product_of_its_members(tiny_cache):
+    from gpproxy.cache import open_cache
+    from gpproxy.evaluator import score_on_cache
+    from gpproxy.pack import load_pack
+
+    cache, pack = open_cache(tiny_cache), load_pack("default")
+    archs = cache.archs()[:20]
+    members = ["sum_layers(l1(mul(W, dW)))", "sum_layers(frob(dW))", "max_layers(l1(A))"]
+    product = transfer_report.product_formula(members)
+    got = score_on_cache(cache, archs, members + [product], pack)
+    assert all((got[f] >= 0).all() for f in members)
+    expected = np.prod([got[f] for f in members], axis=0)
+    assert sps.kendalltau(got[product], expected).statistic > 0.999
+    assert np.argmax(got[product]) == np.argmax(expected)
+
+
+def test_products_take_the_best_members_with_non_negative_scores_in_the_best_ones_pack():
+    scores = {"a": np.array([1.0, 2.0]), "b": np.array([0.0, 3.0]), "neg": np.array([-1.0, 1.0]),
+              "other": np.array([1.0, 1.0]), "c": np.array([2.0, 2.0]), "d": np.array([1.0, 5.0])}
+    runs = {n: (f"f_{n}", "other-pack" if n == "other" else "transfer") for n in scores}
+    ranked = ["a", "neg", "b", "other", "c", "d"]
+    combos = transfer_report.products(ranked, scores, runs)
+    assert list(combos) == [f"product of the best {k}" for k in (2, 3, 4)]
+    assert [c[2] for c in combos.values()] == [["a", "b"], ["a", "b", "c"], ["a", "b", "c", "d"]]
+    assert combos["product of the best 2"][:2] == ("add(log(f_a), log(f_b))", "transfer")
+    assert list(transfer_report.products(["a", "neg", "b"], scores, runs)) == ["product of the best 2"]
