@@ -34,7 +34,7 @@ Stages (each resumable: runs resume, caches complete, scores are stored):
              search on all three, the setting's zoo:general; run ``select`` again
              afterwards (search1 first for a variant it has not run).
 ``baselines`` the baselines that need a network pass per arch, into one score
-             store per report column (experiments/results/transfer_COLUMN.scores.json;
+             store per report column (experiments/results/transfer_COLUMN.scores.json.gz;
              run one process per ``--columns`` in parallel); the report uses the
              prefix of each column's archs that is complete.
 ``report``   every formula and every baseline on the REPORT archs of every space

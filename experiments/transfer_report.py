@@ -136,7 +136,8 @@ def column_store(col: str, key: str, ds_name: str):
 
     space = SPACES[key].space
     protocol = Protocol(space=space, batch=BASELINE_BATCH, seed=0, input=BASELINE_INPUT)
-    return protocol, get_space(space).datasets()[ds_name], ScoreStore(RESULTS / f"transfer_{col}.scores.json", protocol)
+    store = ScoreStore(RESULTS / f"transfer_{col}.scores.json.gz", protocol)  # gzip: a column is ~2 MB of JSON
+    return protocol, get_space(space).datasets()[ds_name], store
 
 
 def stored_prefix(col: str, key: str, ds_name: str, archs: list, names) -> int:

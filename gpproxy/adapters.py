@@ -15,7 +15,7 @@ import math
 from pathlib import Path
 
 from .errors import DataError, GpproxyError
-from .fileio import atomic_write_text
+from .fileio import atomic_write_text, read_json
 
 # Keys of a suite entry that are not proxies (labels and identifiers).
 NOT_PROXIES = frozenset({"val_accuracy", "id", "idx", "arch", "test_accuracy", "train_time"})
@@ -25,8 +25,8 @@ def _read(path: Path, what: str) -> dict:
     if not path.is_file():
         raise GpproxyError(f"{what} {path} does not exist")
     try:
-        data = json.loads(path.read_text())
-    except (OSError, ValueError) as e:
+        data = read_json(path)
+    except (OSError, EOFError, ValueError) as e:
         raise DataError(f"{what} {path} is not valid JSON ({e})") from None
     if not isinstance(data, dict) or not all(isinstance(v, dict) for v in data.values()):
         raise DataError(f"{what} {path} is not in the zc_api layout data[dataset][arch][proxy]")

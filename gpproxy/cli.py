@@ -233,7 +233,8 @@ def _score_arguments(p) -> None:
                         "TNB101: class_object | class_scene (default: the first)")
     p.add_argument("--target", default=None, help="ground-truth column (default: the dataset's)")
     p.add_argument("--scores", default=None,
-                   help="per-arch scores, NAS-Bench-Suite-Zero layout (default: CACHE_DIR/scores.json)")
+                   help="per-arch scores, NAS-Bench-Suite-Zero layout; a name ending in .gz is gzip-compressed "
+                        "(default: CACHE_DIR/scores.json)")
     p.add_argument("--json", action="store_true", help="print the full report as JSON")
     _common_arguments(p, archs="all", trials=1)
     p.set_defaults(fn=cmd_score)

@@ -1,6 +1,8 @@
-"""Atomic writes and checksums: a killed process never leaves a half file."""
+"""Atomic writes and checksums: a killed process never leaves a half file. JSON files whose name ends
+in ``.gz`` are gzip-compressed (read_json / write_json)."""
 from __future__ import annotations
 
+import gzip
 import hashlib
 import json
 import os
@@ -28,6 +30,18 @@ def atomic_write_bytes(path, data: bytes) -> None:
 
 def atomic_write_text(path, text: str) -> None:
     atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def read_json(path):
+    """The JSON in ``path``, gunzipped first when its name ends in ``.gz``."""
+    raw = Path(path).read_bytes()
+    return json.loads(gzip.decompress(raw) if Path(path).suffix == ".gz" else raw)
+
+
+def write_json(path, obj, **dumps) -> None:
+    """``obj`` as JSON, atomically; gzip-compressed (reproducibly: no timestamp) when the name ends in ``.gz``."""
+    data = (json.dumps(obj, **dumps) + "\n").encode("utf-8")
+    atomic_write_bytes(path, gzip.compress(data, mtime=0) if Path(path).suffix == ".gz" else data)
 
 
 def atomic_write_json(path, obj) -> None:

@@ -181,3 +181,26 @@ def test_val_accuracy_only_from_the_suites_own_label(table3, tmp_path):
               log=lambda m: None)
     data = json.loads(path.read_text())
     assert all("val_accuracy" not in e for e in data["cifar10"].values())  # --target: not the suite's label
+
+
+def test_a_gz_score_store_is_gzip_on_disk_and_reads_back(tmp_path):
+    import gzip
+    import json
+
+    from gpproxy.errors import DataError
+    from gpproxy.scoring import Protocol
+    from gpproxy.scoring.store import ScoreStore
+
+    protocol = Protocol(space="nb201", batch=16, seed=0, input="noise")
+    store = ScoreStore(tmp_path / "s.scores.json.gz", protocol)
+    store.put("cifar10", "(1, 2)", "synflow", 3.5, 0.25)
+    store.put("cifar10", "(1, 2)", "nwot", float("nan"), 0.1)
+    store.save()
+    on_disk = json.loads(gzip.decompress((tmp_path / "s.scores.json.gz").read_bytes()))
+    assert on_disk == store.data
+    again = ScoreStore(tmp_path / "s.scores.json.gz", protocol)
+    assert again.get("cifar10", "(1, 2)", "synflow") == {"score": 3.5, "time": 0.25}
+    assert again.get("cifar10", "(1, 2)", "nwot")["score"] == -1e8  # NASLib's rule for NaN
+    (tmp_path / "s.scores.json.gz").write_bytes(gzip.compress(b'{"cifar10": {')[:-6])  # truncated
+    with pytest.raises(DataError, match="unreadable"):
+        ScoreStore(tmp_path / "s.scores.json.gz", protocol)
