@@ -35,7 +35,8 @@ Stages (each resumable: runs resume, caches complete, scores are stored):
              afterwards (search1 first for a variant it has not run).
 ``baselines`` the baselines that need a network pass per arch, into one score
              store per report column (experiments/results/transfer_COLUMN.scores.json.gz;
-             run one process per ``--columns`` in parallel); the report uses the
+             run processes in parallel, one per ``--columns`` or ``--shard K/N`` of one
+             column's archs: a store merges their saves); the report uses the
              prefix of each column's archs that is complete.
 ``report``   every formula and every baseline on the REPORT archs of every space
              (NB201 CIFAR-10 valid / CIFAR-100 / ImageNet16-120, NAS-Bench-Macro,
@@ -43,6 +44,11 @@ Stages (each resumable: runs resume, caches complete, scores are stored):
              nDCG (VKDNW's definition), top-10% precision, tau within #params
              deciles. Writes experiments/results/transfer.{json,md} and the zoo
              entries gpproxy/zoo/*.json.
+``subsets``  the costly baselines' side-by-side blocks (VKDNW on CIFAR-100 and
+             ImageNet16-120) again, after ``baselines`` extended them, with the formulas
+             the recorded report chose (transfer.json): needs no search's run directory,
+             only the report caches of those columns (built if missing); every other
+             number and choice stays as recorded.
 
     .venv/bin/python experiments/transfer.py --stage search1 [--shard 0/2]
     .venv/bin/python experiments/transfer.py --stage select
@@ -53,8 +59,9 @@ Stages (each resumable: runs resume, caches complete, scores are stored):
     .venv/bin/python experiments/transfer.py --stage search6
     .venv/bin/python experiments/transfer.py --stage search7 [--shard 0/2]
     .venv/bin/python experiments/transfer.py --stage select
-    .venv/bin/python experiments/transfer.py --stage baselines [--columns nb201-c10 ...]
+    .venv/bin/python experiments/transfer.py --stage baselines [--columns nb201-c10 ...] [--shard 0/2]
     .venv/bin/python experiments/transfer.py --stage report
+    .venv/bin/python experiments/transfer.py --stage subsets [--columns nb201-c100]
 
 The caches of the search and report archs are built by the searches and the
 report themselves (NAS-Bench-Macro, DARTS and NB101: ``--stage report`` or a
@@ -408,11 +415,11 @@ def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--stage", required=True,
                     choices=("search1", "select", "search2", "search3", "search4", "search5", "search6",
-                             "search7", "baselines", "report"))
+                             "search7", "baselines", "report", "subsets"))
     ap.add_argument("--baselines", nargs="*", default=None,
                     help="--stage baselines: which ones to compute into the score stores (default: all)")
     ap.add_argument("--columns", nargs="*", default=None, help="--stage baselines: which report columns")
-    ap.add_argument("--shard", default="0/1", help="K/N: this process runs every N-th search from the K-th")
+    ap.add_argument("--shard", default="0/1", help="K/N: this process runs every N-th search (--stage baselines: arch) from the K-th")
     ap.add_argument("--only", default="*", help="run only the searches whose name matches this glob")
     ap.add_argument("--jobs", type=int, default=2)
     ap.add_argument("--nb201-report-archs", type=int, default=3000,
@@ -443,6 +450,10 @@ def main() -> int:
         from transfer_report import precompute_baselines
 
         precompute_baselines(args)
+    elif args.stage == "subsets":  # the costly baselines' blocks again, with the recorded report's formulas
+        from transfer_report import rerender_subsets
+
+        rerender_subsets(args)
     else:
         from transfer_report import report
 

@@ -20,7 +20,7 @@ import numpy as np
 from transfer import (ALL_DATASETS, BUDGETS, LEFT_OUT_RUN, LEFT_OUT_RUN_THREE, NB201_DATASETS, NET_PACKS, RESULTS,
                       RUNS, SEARCH, SELECTION, SPACES, THREE, VARIANTS, best_nb201_variant, cache_of, ensure_cache,
                       finished, formula_scores, log, nb201_runs, nb201_settings, selected, setting_runs, space_splits,
-                      taus_of, validation_scores)
+                      task_of, taus_of, validation_scores)
 
 ROOT = Path(__file__).resolve().parents[1]
 ZOO = ROOT / "gpproxy" / "zoo"
@@ -71,11 +71,14 @@ PUBLISHED = {  # not our measurements: the authors' numbers on all 15,625 NB201 
 }
 
 
-def targets(n_nb201: int, build: bool = True, packs=("default",)) -> dict:
-    """name -> (space key, dataset, archs, accuracies, formula cache) of every report column;
-    ``build`` builds the caches formulas of ``packs`` read (a "-net" twin for whole-network terms)."""
-    from gpproxy.cache import build_cache, open_cache
+def targets(n_nb201: int, build: bool = True, packs=("default",), columns=None) -> dict:
+    """name -> (space key, dataset, archs, accuracies, formula cache) of every report column (or of
+    ``columns``); ``build`` builds the caches formulas of ``packs`` read (a "-net" twin for
+    whole-network terms)."""
+    from gpproxy.cache import build_cache
+    from gpproxy.config import TaskConfig
     from gpproxy.spaces import get_space
+    from gpproxy.tasks import cache_spec
 
     out = {}
     bench, parts, acc = space_splits("nb201")
@@ -86,11 +89,13 @@ def targets(n_nb201: int, build: bool = True, packs=("default",)) -> dict:
     canon = get_space("nb201").canonical
     index = {canon(a): i for i, a in enumerate(bench.archs)}
     rows = [index[a] for a in archs]
-    spec10 = open_cache(SPACES["nb201"].cache).spec
+    spec10 = cache_spec(TaskConfig(**task_of("nb201")))  # the search cache's spec, built or not
     for name, ds, column, spec in (("nb201-c10", "cifar10", "cifar10valid_valid", spec10),
                                    ("nb201-c100", "cifar100", "cifar100_test", replace(spec10, num_classes=100)),
                                    ("nb201-in16", "imagenet16_120", "imagenet16_120_test",
                                     replace(spec10, num_classes=120, resolution=16))):
+        if columns is not None and name not in columns:
+            continue
         cache = f"caches/transfer-{name}-report"  # apart from the search cache, which searches hold
         for net in dict.fromkeys(p in NET_PACKS for p in packs) if build else ():
             root = cache_of("nb201", "network" if net else "default", cache)
@@ -98,6 +103,8 @@ def targets(n_nb201: int, build: bool = True, packs=("default",)) -> dict:
             build_cache(root, replace(spec, probe=replace(spec.probe, net_terms=net)), archs, jobs=2)
         out[name] = ("nb201", ds, archs, bench.accuracy(column)[rows], cache)
     for key in ("macro", "darts", "nb101"):
+        if columns is not None and key not in columns:
+            continue
         _, parts, acc = space_splits(key)
         ds = next(iter(get_space(SPACES[key].space).datasets()))  # each space's one dataset
         report = parts["report"][:NB101_REPORT_ARCHS] if key == "nb101" else parts["report"]
@@ -113,6 +120,9 @@ def column_baselines(col: str) -> tuple:
 
 
 def precompute_baselines(args) -> None:
+    """Fill the columns' score stores; ``--shard K/N`` takes every N-th arch from the K-th, so
+    N processes share a column (the store merges their saves)."""
+    k, n_shards = (int(v) for v in args.shard.split("/"))
     cols = targets(args.nb201_report_archs, build=False)
     for col, (key, ds, archs, _, _) in cols.items():
         if args.columns and col not in args.columns:
@@ -120,12 +130,12 @@ def precompute_baselines(args) -> None:
         names = [n for n in (args.baselines or column_baselines(col)) if n in column_baselines(col)]
         if names:
             log(f"{col}: baselines {', '.join(names)} on {BASELINE_ARCHS[col]} report archs")
-            baseline_scores(col, key, ds, archs[:BASELINE_ARCHS[col]], names)
+            fill_store(col, key, ds, archs[:BASELINE_ARCHS[col]][k::n_shards], names)
         subset, n = SUBSET_BASELINES.get(col, ((), 0))
         names = [b for b in (args.baselines or subset) if b in subset]
         if names:
             log(f"{col}: baselines {', '.join(names)} on the first {n} report archs")
-            baseline_scores(col, key, ds, archs[:n], names)
+            fill_store(col, key, ds, archs[:n][k::n_shards], names)
 
 
 def column_store(col: str, key: str, ds_name: str):
@@ -153,17 +163,24 @@ def stored_prefix(col: str, key: str, ds_name: str, archs: list, names) -> int:
     return len(archs)
 
 
+def fill_store(col: str, key: str, ds_name: str, archs: list, names):
+    """Compute what a column's store lacks of baselines ``names`` on ``archs``; column_store's triple."""
+    from gpproxy.scoring.compute import compute_scores
+    from gpproxy.scoring.proxies import resolve_proxies
+
+    protocol, ds, store = column_store(col, key, ds_name)
+    compute_scores(archs, ds, protocol, resolve_proxies(list(names)), store, log=log)
+    return protocol, ds, store
+
+
 def baseline_scores(col: str, key: str, ds_name: str, archs: list, names, compute: bool = True) -> dict:
     """{baseline: scores} of a column's archs from its store (``compute``: fill what it lacks first)."""
-    from gpproxy.scoring.compute import compute_scores
     from gpproxy.scoring.proxies import proxy_values, resolve_proxies
     from gpproxy.scoring.store import suite_key
 
-    protocol, ds, store = column_store(col, key, ds_name)
+    protocol, ds, store = fill_store(col, key, ds_name, archs, names) if compute else column_store(col, key, ds_name)
     space = protocol.space
     proxies = resolve_proxies(list(names))
-    if compute:
-        compute_scores(archs, ds, protocol, proxies, store, log=log)
     keys = [suite_key(space, a) for a in archs]
     return {p.name: proxy_values(store, ds.suite_name, keys, p) for p in proxies}
 
@@ -322,6 +339,28 @@ def report(args) -> None:
            "results": results, "formulas_on_all_drawn": formulas_all, "nbsz": nbsz, "published": PUBLISHED,
            "subset_baselines": subset, "three_spaces": three, "left_out": left_out_labels(chosen)}
     RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / "transfer.json").write_text(json.dumps(out, indent=1, default=float) + "\n")
+    (RESULTS / "transfer.md").write_text(markdown(out))
+    write_zoo(out)
+    log((RESULTS / "transfer.md").read_text())
+
+
+def rerender_subsets(args) -> None:
+    """``--stage subsets``: the costly baselines' blocks (SUBSET_BASELINES) again, after
+    ``--stage baselines`` extended them, with the formulas the recorded report chose
+    (transfer.json); the rest of the report and every choice stay as recorded."""
+    out = json.loads((RESULTS / "transfer.json").read_text())
+    formulas = {label: (out["formulas"][label]["formula"], out["formulas"][label]["pack"])
+                for label in ("zoo:nb201", "zoo:general")}
+    cols = targets(out["protocol"]["nb201_report_archs"], packs=[p for _, p in formulas.values()],
+                   columns=[c for c in SUBSET_BASELINES if not args.columns or c in args.columns])
+    for col, (key, ds, archs, acc, cache) in cols.items():
+        k = stored_prefix(col, key, ds, archs[:BASELINE_ARCHS[col]], column_baselines(col))
+        archs, acc = archs[:k], acc[:k]
+        scores = formula_scores(key, "report", formulas, cache=cache, archs=archs)
+        block = subset_block(col, key, ds, archs, acc, scores)
+        if block:
+            out["subset_baselines"][col] = block
     (RESULTS / "transfer.json").write_text(json.dumps(out, indent=1, default=float) + "\n")
     (RESULTS / "transfer.md").write_text(markdown(out))
     write_zoo(out)

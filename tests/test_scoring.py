@@ -204,3 +204,24 @@ def test_a_gz_score_store_is_gzip_on_disk_and_reads_back(tmp_path):
     (tmp_path / "s.scores.json.gz").write_bytes(gzip.compress(b'{"cifar10": {')[:-6])  # truncated
     with pytest.raises(DataError, match="unreadable"):
         ScoreStore(tmp_path / "s.scores.json.gz", protocol)
+
+
+def test_two_stores_on_one_file_merge_their_saves(tmp_path):
+    """Processes scoring disjoint archs into one store (transfer.py --shard) lose nothing:
+    each save takes in what the other saved since it opened the file."""
+    from gpproxy.scoring.store import ScoreStore
+
+    protocol = Protocol(space="nb201", batch=16, seed=0, input="noise")
+    path = tmp_path / "shared.scores.json.gz"
+    a, b = ScoreStore(path, protocol), ScoreStore(path, protocol)
+    a.put("cifar10", "arch-a", "synflow", 1.0, 0.1)
+    b.put("cifar10", "arch-b", "synflow", 2.0, 0.1)
+    b.put("cifar10", "arch-a", "jacov", 3.0, 0.1)
+    a.save()
+    b.save()
+    a.put("cifar10", "arch-a", "synflow", 5.0, 0.1)  # a's own score wins over what it merges
+    a.save()
+    back = ScoreStore(path, protocol)
+    assert back.get("cifar10", "arch-a", "synflow")["score"] == 5.0
+    assert back.get("cifar10", "arch-a", "jacov")["score"] == 3.0
+    assert back.get("cifar10", "arch-b", "synflow")["score"] == 2.0

@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import math
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -25,6 +26,25 @@ from ..fileio import atomic_write_json, read_json, write_json
 from .protocol import Protocol
 
 SAVE_EVERY_S = 60.0
+
+
+@contextmanager
+def _file_lock(path: Path):
+    """An exclusive lock beside ``path`` while a save reads, merges and replaces it (POSIX;
+    elsewhere the merge still runs, unlocked)."""
+    try:
+        import fcntl
+    except ImportError:  # Windows
+        yield
+        return
+    lock = path.with_name(path.name + ".lock")
+    lock.parent.mkdir(parents=True, exist_ok=True)
+    with open(lock, "a") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
 
 
 def suite_key(space: str, arch: str) -> str:
@@ -105,6 +125,24 @@ class ScoreStore:
         side = self.protocol.to_dict()
         if self.labels:
             side["labels"] = self.labels
-        atomic_write_json(self.protocol_path, side)
-        write_json(self.path, self.data, sort_keys=True)
+        with _file_lock(self.path):
+            self._merge_disk()
+            atomic_write_json(self.protocol_path, side)
+            write_json(self.path, self.data, sort_keys=True)
         self._last_save = time.monotonic()
+
+    def _merge_disk(self) -> None:
+        """Take in what another process saved to the same file since we read it (ours wins
+        where both hold a score), so processes scoring disjoint archs can share one store."""
+        if not self.path.exists():
+            return
+        try:
+            disk = read_json(self.path)
+        except (OSError, EOFError, ValueError):
+            return  # unreadable: ours replaces it (it was read, or refused, when we opened it)
+        for ds, archs in disk.items():
+            mine = self.data.setdefault(ds, {})
+            for key, entry in archs.items():
+                cur = mine.setdefault(key, {})
+                for proxy, value in entry.items():
+                    cur.setdefault(proxy, value)
