@@ -44,11 +44,11 @@ Stages (each resumable: runs resume, caches complete, scores are stored):
              nDCG (VKDNW's definition), top-10% precision, tau within #params
              deciles. Writes experiments/results/transfer.{json,md} and the zoo
              entries gpproxy/zoo/*.json.
-``subsets``  the costly baselines' side-by-side blocks (VKDNW on CIFAR-100 and
-             ImageNet16-120) again, after ``baselines`` extended them, with the formulas
-             the recorded report chose (transfer.json): needs no search's run directory,
-             only the report caches of those columns (built if missing); every other
-             number and choice stays as recorded.
+             ``--recorded`` takes every choice (the formulas, zoo:nb201's validation
+             table, the setting) from the last report's transfer.json instead of the
+             searches' run directories, which a fresh checkout lacks: the same report
+             from the report archs' caches alone (built if missing), e.g. after
+             ``baselines`` extended a column.
 
     .venv/bin/python experiments/transfer.py --stage search1 [--shard 0/2]
     .venv/bin/python experiments/transfer.py --stage select
@@ -61,7 +61,7 @@ Stages (each resumable: runs resume, caches complete, scores are stored):
     .venv/bin/python experiments/transfer.py --stage select
     .venv/bin/python experiments/transfer.py --stage baselines [--columns nb201-c10 ...] [--shard 0/2]
     .venv/bin/python experiments/transfer.py --stage report
-    .venv/bin/python experiments/transfer.py --stage subsets [--columns nb201-c100]
+    .venv/bin/python experiments/transfer.py --stage report --recorded   # no run directories needed
 
 The caches of the search and report archs are built by the searches and the
 report themselves (NAS-Bench-Macro, DARTS and NB101: ``--stage report`` or a
@@ -415,11 +415,13 @@ def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--stage", required=True,
                     choices=("search1", "select", "search2", "search3", "search4", "search5", "search6",
-                             "search7", "baselines", "report", "subsets"))
+                             "search7", "baselines", "report"))
     ap.add_argument("--baselines", nargs="*", default=None,
                     help="--stage baselines: which ones to compute into the score stores (default: all)")
     ap.add_argument("--columns", nargs="*", default=None, help="--stage baselines: which report columns")
     ap.add_argument("--shard", default="0/1", help="K/N: this process runs every N-th search (--stage baselines: arch) from the K-th")
+    ap.add_argument("--recorded", action="store_true",
+                    help="--stage report: take every choice from experiments/results/transfer.json, not from runs/")
     ap.add_argument("--only", default="*", help="run only the searches whose name matches this glob")
     ap.add_argument("--jobs", type=int, default=2)
     ap.add_argument("--nb201-report-archs", type=int, default=3000,
@@ -450,10 +452,6 @@ def main() -> int:
         from transfer_report import precompute_baselines
 
         precompute_baselines(args)
-    elif args.stage == "subsets":  # the costly baselines' blocks again, with the recorded report's formulas
-        from transfer_report import rerender_subsets
-
-        rerender_subsets(args)
     else:
         from transfer_report import report
 

@@ -123,10 +123,8 @@ def precompute_baselines(args) -> None:
     """Fill the columns' score stores; ``--shard K/N`` takes every N-th arch from the K-th, so
     N processes share a column (the store merges their saves)."""
     k, n_shards = (int(v) for v in args.shard.split("/"))
-    cols = targets(args.nb201_report_archs, build=False)
+    cols = targets(args.nb201_report_archs, build=False, columns=args.columns or None)
     for col, (key, ds, archs, _, _) in cols.items():
-        if args.columns and col not in args.columns:
-            continue
         names = [n for n in (args.baselines or column_baselines(col)) if n in column_baselines(col)]
         if names:
             log(f"{col}: baselines {', '.join(names)} on {BASELINE_ARCHS[col]} report archs")
@@ -287,13 +285,12 @@ def choose_nb201() -> dict:
                     "of its (best) search"}
 
 
-def report(args) -> None:
-    t0 = time.perf_counter()
+def chosen_formulas() -> tuple:
+    """(selection, nb201 choice, {label: (formula, pack)}, search seconds) from the searches' run directories."""
     sel = json.loads(SELECTION.read_text())
     chosen = sel["chosen"]
     nb = choose_nb201()
     prefix, _, joint = setting_runs(chosen)
-    three = chosen.endswith(f"-{THREE}")  # searched on NB201, NAS-Bench-Macro and DARTS (search7)
     # zoo:general: the chosen setting's joint search on all its spaces
     formulas = {"zoo:general": selected(joint), "zoo:nb201": (nb["formula"], nb["pack"])}
     formulas.update({f"{n} (vocabulary formula)": (f, "default") for n, f in VOCABULARY_BASELINES.items()})
@@ -306,6 +303,25 @@ def report(args) -> None:
             formulas[run.replace("-", " ")] = selected(f"{prefix}-{run}")
     for seed, name in enumerate(nb["seeds"]):
         formulas[f"nb201 seed {seed}"] = selected(name)
+    return sel, nb, formulas, search_seconds()
+
+
+def recorded_formulas() -> tuple:
+    """The same four, as the last report recorded them (transfer.json): ``--recorded`` re-scores its
+    choices on the report archs without the searches' run directories (a fresh checkout has none)."""
+    path = RESULTS / "transfer.json"
+    if not path.exists():
+        raise SystemExit(f"--recorded needs {path}, written by a report from the searches' run directories")
+    prev = json.loads(path.read_text())
+    formulas = {label: (f["formula"], f["pack"]) for label, f in prev["formulas"].items()}
+    return prev["selection"], prev["nb201_choice"], formulas, prev["search_seconds"]
+
+
+def report(args) -> None:
+    t0 = time.perf_counter()
+    sel, nb, formulas, searched = recorded_formulas() if args.recorded else chosen_formulas()
+    chosen = sel["chosen"]
+    three = chosen.endswith(f"-{THREE}")  # searched on NB201, NAS-Bench-Macro and DARTS (search7)
     cols = targets(args.nb201_report_archs, packs=[p for _, p in formulas.values()])
     results, formulas_all, nbsz, subset = {}, {}, {}, {}
     for col, (key, ds, archs, acc, cache) in cols.items():
@@ -335,32 +351,10 @@ def report(args) -> None:
             subset[col] = subset_block(col, key, ds, archs, acc, scores)
     out = {"protocol": protocol_text(args, chosen), "selection": sel, "nb201_choice": nb,
            "formulas": {k: {"formula": f, "pack": p} for k, (f, p) in formulas.items()},
-           "search_seconds": search_seconds(), "report_seconds": round(time.perf_counter() - t0, 1),
+           "search_seconds": searched, "report_seconds": round(time.perf_counter() - t0, 1),
            "results": results, "formulas_on_all_drawn": formulas_all, "nbsz": nbsz, "published": PUBLISHED,
            "subset_baselines": subset, "three_spaces": three, "left_out": left_out_labels(chosen)}
     RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "transfer.json").write_text(json.dumps(out, indent=1, default=float) + "\n")
-    (RESULTS / "transfer.md").write_text(markdown(out))
-    write_zoo(out)
-    log((RESULTS / "transfer.md").read_text())
-
-
-def rerender_subsets(args) -> None:
-    """``--stage subsets``: the costly baselines' blocks (SUBSET_BASELINES) again, after
-    ``--stage baselines`` extended them, with the formulas the recorded report chose
-    (transfer.json); the rest of the report and every choice stay as recorded."""
-    out = json.loads((RESULTS / "transfer.json").read_text())
-    formulas = {label: (out["formulas"][label]["formula"], out["formulas"][label]["pack"])
-                for label in ("zoo:nb201", "zoo:general")}
-    cols = targets(out["protocol"]["nb201_report_archs"], packs=[p for _, p in formulas.values()],
-                   columns=[c for c in SUBSET_BASELINES if not args.columns or c in args.columns])
-    for col, (key, ds, archs, acc, cache) in cols.items():
-        k = stored_prefix(col, key, ds, archs[:BASELINE_ARCHS[col]], column_baselines(col))
-        archs, acc = archs[:k], acc[:k]
-        scores = formula_scores(key, "report", formulas, cache=cache, archs=archs)
-        block = subset_block(col, key, ds, archs, acc, scores)
-        if block:
-            out["subset_baselines"][col] = block
     (RESULTS / "transfer.json").write_text(json.dumps(out, indent=1, default=float) + "\n")
     (RESULTS / "transfer.md").write_text(markdown(out))
     write_zoo(out)
@@ -393,7 +387,7 @@ def protocol_text(args, chosen) -> dict:
             "baselines": f"batch {BASELINE_BATCH}, input {BASELINE_INPUT}, seed 0 (the formulas' minibatch), "
                          "PyTorch default init; population-level baselines (aznas, vkdnw_agg) rank the report "
                          "archs of one column together",
-            "nb201_report_archs": args.nb201_report_archs, "chosen_variant": chosen,
+            "nb201_report_archs": args.nb201_report_archs, "chosen_variant": chosen, "recorded": args.recorded,
             "variants": VARIANTS, "labels": {k: s.label for k, s in SPACES.items()}}
 
 
@@ -404,8 +398,11 @@ COLUMNS = ("nb201-c10", "nb201-c100", "nb201-in16", "macro", "darts", "nb101")
 def markdown(out) -> str:
     R = out["results"]
     lines = ["# Discovery for transfer: the report", "",
-             "Command: `python experiments/transfer.py --stage report` (after search1 to search7 and select) "
-             f"on {out['protocol']['machine']}. Report archs were split off before any search and never "
+             ("Command: `python experiments/transfer.py --stage report --recorded` (the choices of the report "
+              "made after search1 to search7 and select, as transfer.json recorded them) "
+              if out["protocol"].get("recorded") else
+              "Command: `python experiments/transfer.py --stage report` (after search1 to search7 and select) ")
+             + f"on {out['protocol']['machine']}. Report archs were split off before any search and never "
              "used for a choice. Columns: "
              + "; ".join(f"{c}: {R[c][next(iter(R[c]))]['n']} archs" for c in COLUMNS if c in R)
              + ".", "",

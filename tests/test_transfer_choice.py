@@ -38,3 +38,20 @@ def test_products_take_the_best_members_with_non_negative_scores_in_the_best_one
     assert [c[2] for c in combos.values()] == [["a", "b"], ["a", "b", "c"], ["a", "b", "c", "d"]]
     assert combos["product of the best 2"][:2] == ("add(log(f_a), log(f_b))", "transfer")
     assert list(transfer_report.products(["a", "neg", "b"], scores, runs)) == ["product of the best 2"]
+
+
+def test_recorded_choices_are_the_zoo_entries_and_say_plainly_when_there_is_no_report(tmp_path, monkeypatch):
+    """--stage report --recorded re-scores the recorded report's choices: they are what the zoo ships."""
+    import pytest
+
+    from gpproxy.zoo import entry
+
+    sel, nb, formulas, seconds = transfer_report.recorded_formulas()
+    assert sel["chosen"] and nb["formula"] == formulas["zoo:nb201"][0]
+    for label in ("zoo:nb201", "zoo:general"):
+        e = entry(label)
+        assert formulas[label] == (e.formula, e.pack)
+    assert all(isinstance(v, (int, float)) for v in seconds.values())
+    monkeypatch.setattr(transfer_report, "RESULTS", tmp_path)
+    with pytest.raises(SystemExit, match="--recorded needs"):
+        transfer_report.recorded_formulas()
