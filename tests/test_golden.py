@@ -35,7 +35,13 @@ def test_quickstart_small_reproduces_recorded_numbers(tmp_path, one_torch_thread
     from gpproxy.rundir import load_checkpoint
 
     memo = {f: r["fitness"] for f, r in load_checkpoint(run.root)["memo"].items()}
-    assert memo == json.loads((want / "fitness.json").read_text())
+    recorded = json.loads((want / "fitness.json").read_text())
+    assert memo.keys() == recorded.keys()
+    # Σ dZ of a conv feeding train-mode BatchNorm is 0 in exact arithmetic (BN's backward removes
+    # the mean), so the cached sum is rounding noise that differs between CPUs' SIMD paths
+    # (recorded on one machine; an AVX-512 AMD EPYC gives -0.221 for 1/Σ dZ, not -0.2)
+    noise = {f for f in memo if "sum(dZ)" in f}
+    assert {f: v for f, v in memo.items() if f not in noise} == {f: v for f, v in recorded.items() if f not in noise}
     for name in ("pareto.csv", "hall_of_fame.csv"):
         assert _rows(run.root / name) == _rows(want / name), name
     summary = dict(run.summary)
