@@ -268,13 +268,19 @@ def waiting_for_caches(call, attempts: int = 60, pause_s: float = 10.0):
             time.sleep(pause_s)
 
 
+def parse_shard(shard: str) -> tuple:
+    """"K/N" -> (K, N): a process takes every N-th item (search, or arch of a column) from the K-th."""
+    k, n = (int(x) for x in shard.split("/"))
+    return k, n
+
+
 def run_plan(plan: dict, shard: str, only: str = "*") -> None:
     from fnmatch import fnmatch
 
     from gpproxy import evolve
     from gpproxy.errors import GpproxyError
 
-    k, n = (int(x) for x in shard.split("/"))
+    k, n = parse_shard(shard)
     names = [name for name in plan if fnmatch(name, only)]
     for i, name in enumerate(names):
         cfg = plan[name]
@@ -419,7 +425,8 @@ def main() -> int:
     ap.add_argument("--baselines", nargs="*", default=None,
                     help="--stage baselines: which ones to compute into the score stores (default: all)")
     ap.add_argument("--columns", nargs="*", default=None, help="--stage baselines: which report columns")
-    ap.add_argument("--shard", default="0/1", help="K/N: this process runs every N-th search (--stage baselines: arch) from the K-th")
+    ap.add_argument("--shard", default="0/1",
+                    help="K/N: this process runs every N-th search (--stage baselines: arch) from the K-th")
     ap.add_argument("--recorded", action="store_true",
                     help="--stage report: take every choice from experiments/results/transfer.json, not from runs/")
     ap.add_argument("--only", default="*", help="run only the searches whose name matches this glob")

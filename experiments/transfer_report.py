@@ -19,8 +19,8 @@ import numpy as np
 
 from transfer import (ALL_DATASETS, BUDGETS, LEFT_OUT_RUN, LEFT_OUT_RUN_THREE, NB201_DATASETS, NET_PACKS, RESULTS,
                       RUNS, SEARCH, SELECTION, SPACES, THREE, VARIANTS, best_nb201_variant, cache_of, ensure_cache,
-                      finished, formula_scores, log, nb201_runs, nb201_settings, selected, setting_runs, space_splits,
-                      task_of, taus_of, validation_scores)
+                      finished, formula_scores, log, nb201_runs, nb201_settings, parse_shard, selected, setting_runs,
+                      space_splits, task_of, taus_of, validation_scores)
 
 ROOT = Path(__file__).resolve().parents[1]
 ZOO = ROOT / "gpproxy" / "zoo"
@@ -122,7 +122,7 @@ def column_baselines(col: str) -> tuple:
 def precompute_baselines(args) -> None:
     """Fill the columns' score stores; ``--shard K/N`` takes every N-th arch from the K-th, so
     N processes share a column (the store merges their saves)."""
-    k, n_shards = (int(v) for v in args.shard.split("/"))
+    k, n_shards = parse_shard(args.shard)
     cols = targets(args.nb201_report_archs, build=False, columns=args.columns or None)
     for col, (key, ds, archs, _, _) in cols.items():
         names = [n for n in (args.baselines or column_baselines(col)) if n in column_baselines(col)]

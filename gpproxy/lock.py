@@ -7,6 +7,9 @@ drops the lock when its owner dies, however it dies, so a lock left behind by
 a killed process is taken over (and said so); a second live writer gets one
 clear error line instead of silently mixing two runs' files.
 
+A file that several processes update (a score store) is read, merged and
+replaced under :func:`waiting_for`, a blocking ``flock`` on a file beside it.
+
 Worker processes (loky) call :func:`die_with_parent` so that a ``kill -9`` of
 the driver does not leave them running.
 """
@@ -79,6 +82,19 @@ def owned(directory, what: str, log=None):
         with contextlib.suppress(OSError):
             os.unlink(path)
         os.close(fd)
+
+
+@contextlib.contextmanager
+def waiting_for(path):
+    """Hold an exclusive lock beside file ``path`` (``<path>.lock``), waiting for any other holder."""
+    lock = Path(path).with_name(Path(path).name + ".lock")
+    lock.parent.mkdir(parents=True, exist_ok=True)
+    with open(lock, "a") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
 
 
 def _read(fd) -> str:

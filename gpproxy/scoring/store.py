@@ -16,35 +16,16 @@ from __future__ import annotations
 import json
 import math
 import time
-from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
 
 from ..errors import DataError, GpproxyError
 from ..fileio import atomic_write_json, read_json, write_json
+from ..lock import waiting_for
 from .protocol import Protocol
 
 SAVE_EVERY_S = 60.0
-
-
-@contextmanager
-def _file_lock(path: Path):
-    """An exclusive lock beside ``path`` while a save reads, merges and replaces it (POSIX;
-    elsewhere the merge still runs, unlocked)."""
-    try:
-        import fcntl
-    except ImportError:  # Windows
-        yield
-        return
-    lock = path.with_name(path.name + ".lock")
-    lock.parent.mkdir(parents=True, exist_ok=True)
-    with open(lock, "a") as f:
-        fcntl.flock(f, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(f, fcntl.LOCK_UN)
 
 
 def suite_key(space: str, arch: str) -> str:
@@ -125,7 +106,7 @@ class ScoreStore:
         side = self.protocol.to_dict()
         if self.labels:
             side["labels"] = self.labels
-        with _file_lock(self.path):
+        with waiting_for(self.path):  # another process may save the same file (transfer.py --shard)
             self._merge_disk()
             atomic_write_json(self.protocol_path, side)
             write_json(self.path, self.data, sort_keys=True)
