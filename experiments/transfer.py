@@ -23,6 +23,8 @@ Stages (each resumable: runs resume, caches complete, scores are stored):
              zoo:nb201 is, of the NB201-only searches' formulas and the products of
              the best 2, 3 and 4 of them, the one with the best mean validation tau
              over the three datasets.
+``search8``  NB201 alone, seeds 0-2, search3's variant and largest budget, the fitness
+             ImageNet16-120 accuracies alone: more candidates for zoo:nb201 (same rule).
 ``search5``  leave-one-space-out at search3's variant and xl budget (the joint
              search and NAS-Bench-Macro alone; NB201 alone is search3's seed 0);
              run ``select`` again afterwards.
@@ -56,6 +58,7 @@ Stages (each resumable: runs resume, caches complete, scores are stored):
     .venv/bin/python experiments/transfer.py --stage search3 [--shard 0/2]
     .venv/bin/python experiments/transfer.py --stage search4 [--shard 0/3]
     .venv/bin/python experiments/transfer.py --stage search5 [--shard 0/2]
+    .venv/bin/python experiments/transfer.py --stage search8 [--shard 0/3]
     .venv/bin/python experiments/transfer.py --stage search6
     .venv/bin/python experiments/transfer.py --stage search7 [--shard 0/2]
     .venv/bin/python experiments/transfer.py --stage select
@@ -164,7 +167,13 @@ def nb201_runs(setting: str) -> list:
 def nb201_settings() -> list:
     # a variant that changes only how a joint search combines its spaces repeats another's NB201-only search
     variants = [v for v in VARIANTS if "combine" not in VARIANTS[v]]
-    return [*variants, *(f"{v}-{b}" for v in variants for b in BUDGETS), *(f"{v}-{ALL_DATASETS}" for v in variants)]
+    return [*variants, *(f"{v}-{b}" for v in variants for b in BUDGETS),
+            *(f"{v}-{s}" for s in (ALL_DATASETS, IN16_ONLY) for v in variants)]
+
+
+def variant_of(run: str) -> str:
+    """The variant whose settings (pack, fitness) a run of this study was searched with, from its name."""
+    return max((v for v in VARIANTS if run.startswith(f"{v}-")), key=len)
 
 
 def finished(name: str) -> bool:
@@ -176,6 +185,9 @@ def best_nb201_variant(tau: dict | None = None) -> tuple:
     with the best mean NB201 validation tau over its seeds; search3 runs it with larger BUDGETS.
     ``tau``: {run: validation tau} already measured for (at least) those runs."""
     full = {v: nb201_runs(v) for v in VARIANTS if all(map(finished, nb201_runs(v)))}
+    if not full:  # a fresh checkout: the run directories stay on the machine that ran the searches
+        recorded = json.loads((RESULTS / "transfer.json").read_text())["nb201_choice"]["search3"]
+        return recorded["variant"], recorded["seed_mean_validation_tau"]
     if tau is None:
         tau = validation_tau("nb201", {n: selected(n) for names in full.values() for n in names})
     means = {v: float(np.mean([tau[n] for n in names])) for v, names in full.items()}
@@ -205,6 +217,21 @@ def plan_search4(variant: str) -> dict:
     tasks = [{**nb201, "name": f"nb201-{d}", "target": t} for d, t in NB201_DATASETS.items()]
     return {name: config(name, ["nb201"], variant, seed, tasks=tasks, **BUDGETS["xl"])
             for seed, name in enumerate(nb201_runs(f"{variant}-{ALL_DATASETS}"))}
+
+
+# search8's fitness ranks by ImageNet16-120 alone: the dataset on which zoo:nb201 missed its target after search4
+IN16_ONLY = "xl-in16"  # the setting name of search8's runs
+
+
+def plan_search8(variant: str) -> dict:
+    """NB201 alone with search3's variant and largest budget, seeds 0-2, the fitness ImageNet16-120 accuracies
+    alone (same search archs and cache): zoo:nb201 met its CIFAR targets but not ImageNet16-120's, and search4's
+    minimum over the three datasets gave no member better on it. New members for zoo:nb201's choice, made
+    by the same rule on validation archs."""
+    nb201 = task_of("nb201", VARIANTS[variant]["pack"])
+    tasks = [{**nb201, "name": "nb201-in16", "target": NB201_DATASETS["in16"]}]
+    return {name: config(name, ["nb201"], variant, seed, tasks=tasks, **BUDGETS["xl"])
+            for seed, name in enumerate(nb201_runs(f"{variant}-{IN16_ONLY}"))}
 
 
 def plan_search5(variant: str) -> dict:
@@ -421,7 +448,7 @@ def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--stage", required=True,
                     choices=("search1", "select", "search2", "search3", "search4", "search5", "search6",
-                             "search7", "baselines", "report"))
+                             "search7", "search8", "baselines", "report"))
     ap.add_argument("--baselines", nargs="*", default=None,
                     help="--stage baselines: which ones to compute into the score stores (default: all)")
     ap.add_argument("--columns", nargs="*", default=None, help="--stage baselines: which report columns")
@@ -449,11 +476,12 @@ def main() -> int:
     elif args.stage == "search7":
         run_plan({name: cfg for v in SEARCH7_VARIANTS for name, cfg in plan_search7(v).items()}, args.shard,
                  args.only)
-    elif args.stage in ("search3", "search4", "search5"):
+    elif args.stage in ("search3", "search4", "search5", "search8"):
         variant, means = best_nb201_variant()
         log("NB201-only seeds, mean validation tau: " + ", ".join(f"{v} {t:.3f}" for v, t in means.items())
             + f"; {args.stage} runs {variant}")
-        plan = {"search3": plan_search3, "search4": plan_search4, "search5": plan_search5}[args.stage]
+        plan = {"search3": plan_search3, "search4": plan_search4, "search5": plan_search5,
+                "search8": plan_search8}[args.stage]
         run_plan(plan(variant), args.shard, args.only)
     elif args.stage == "baselines":  # fills the score stores ahead of the report (resumable)
         from transfer_report import precompute_baselines

@@ -17,10 +17,10 @@ from pathlib import Path
 
 import numpy as np
 
-from transfer import (ALL_DATASETS, BUDGETS, LEFT_OUT_RUN, LEFT_OUT_RUN_THREE, NB201_DATASETS, NET_PACKS, RESULTS,
-                      RUNS, SEARCH, SELECTION, SPACES, THREE, VARIANTS, best_nb201_variant, cache_of, ensure_cache,
-                      finished, formula_scores, log, nb201_runs, nb201_settings, parse_shard, selected, setting_runs,
-                      space_splits, task_of, taus_of, validation_scores)
+from transfer import (ALL_DATASETS, BUDGETS, IN16_ONLY, LEFT_OUT_RUN, LEFT_OUT_RUN_THREE, NB201_DATASETS, NET_PACKS,
+                      RESULTS, RUNS, SEARCH, SELECTION, SPACES, THREE, VARIANTS, best_nb201_variant, cache_of,
+                      ensure_cache, finished, formula_scores, log, nb201_runs, nb201_settings, parse_shard, selected,
+                      setting_runs, space_splits, task_of, taus_of, validation_scores, variant_of)
 
 ROOT = Path(__file__).resolve().parents[1]
 ZOO = ROOT / "gpproxy" / "zoo"
@@ -252,14 +252,17 @@ def products(ranked: list, scores: dict, runs: dict) -> dict:
             for k in PRODUCT_SIZES if len(usable) >= k}
 
 
-def choose_nb201() -> dict:
+def choose_nb201(recorded: dict | None = None) -> dict:
     """zoo:nb201, the best proxy on NB201: of every NB201-only search (each variant; seeds 1 and 2
-    where search2 ran them; search3's longer ones; search4's on all three datasets) and of the products of
-    the k best of them (PRODUCT_SIZES), the formula with the best mean Kendall tau over NB201's three
-    datasets on NB201 validation archs (the targets are on each dataset). The 3-seed mean is over the
-    seeds (0-2) of the setting of its (best) search."""
+    where search2 ran them; search3's longer ones; search4's on all three datasets; search8's on
+    ImageNet16-120) and of the products of the k best of them (PRODUCT_SIZES), the formula with the best
+    mean Kendall tau over NB201's three datasets on NB201 validation archs (the targets are on each
+    dataset). The 3-seed mean is over the seeds (0-2) of the setting of its (best) search.
+    ``recorded``: {run: formula} for runs whose directory is not here (as a report recorded them)."""
+    recorded = recorded or {}
     names = [n for v in nb201_settings() for n in nb201_runs(v)]
-    runs = {name: selected(name) for name in names if finished(name)}
+    runs = {name: selected(name) if finished(name) else (recorded[name], VARIANTS[variant_of(name)]["pack"])
+            for name in names if finished(name) or name in recorded}
     scores, labels = validation_scores("nb201", runs, NB201_DATASETS)
     taus = taus_of(scores, labels)
     mean = {n: float(np.mean(list(t.values()))) for n, t in taus.items()}
@@ -278,11 +281,11 @@ def choose_nb201() -> dict:
             "products": {k: members for k, (_, _, members) in combos.items()},
             "run": best, "search3": {"variant": longer, "seed_mean_validation_tau": means},
             "variant": variant, "seeds": seeds, "formula": formula, "pack": pack,
-            "rule": "of every NB201-only search (every variant, seeds 0-2 where run, search3's longer searches "
-                    "and search4's on all three datasets) and the products of the best 2, 3 and 4 of them, the "
-                    "formula with the best mean Kendall tau over NB201 CIFAR-10 valid, CIFAR-100 and "
-                    "ImageNet16-120 on NB201 validation archs; the 3-seed mean is over the seeds of the setting "
-                    "of its (best) search"}
+            "rule": "of every NB201-only search (every variant, seeds 0-2 where run, search3's longer searches, "
+                    "search4's on all three datasets and search8's on ImageNet16-120) and the products of the best "
+                    "2, 3 and 4 of them, the formula with the best mean Kendall tau over NB201 CIFAR-10 valid, "
+                    "CIFAR-100 and ImageNet16-120 on NB201 validation archs; the 3-seed mean is over the seeds of "
+                    "the setting of its (best) search"}
 
 
 def chosen_formulas() -> tuple:
@@ -301,20 +304,33 @@ def chosen_formulas() -> tuple:
     for run in ("only-nb201", "only-macro", "only-darts", "without-nb201", "without-macro", "without-darts"):
         if finished(f"{prefix}-{run}") and f"{prefix}-{run}" != joint:  # the joint one is zoo:general
             formulas[run.replace("-", " ")] = selected(f"{prefix}-{run}")
-    for seed, name in enumerate(nb["seeds"]):
-        formulas[f"nb201 seed {seed}"] = selected(name)
+    formulas.update(nb201_seed_formulas(nb))
     return sel, nb, formulas, search_seconds()
+
+
+def nb201_seed_formulas(nb: dict) -> dict:
+    """{"nb201 seed K": (formula, pack)}: the seeds of zoo:nb201's setting (its 3-seed mean)."""
+    return {f"nb201 seed {seed}": (nb["runs"][name], VARIANTS[variant_of(name)]["pack"])
+            for seed, name in enumerate(nb["seeds"])}
 
 
 def recorded_formulas() -> tuple:
     """The same four, as the last report recorded them (transfer.json): ``--recorded`` re-scores its
-    choices on the report archs without the searches' run directories (a fresh checkout has none)."""
+    choices on the report archs without the searches' run directories (a fresh checkout has none). An
+    NB201-only search it did not record whose run directory is here (run since, e.g. search8) enters
+    zoo:nb201's choice, made again by its rule beside the recorded ones."""
     path = RESULTS / "transfer.json"
     if not path.exists():
         raise SystemExit(f"--recorded needs {path}, written by a report from the searches' run directories")
     prev = json.loads(path.read_text())
     formulas = {label: (f["formula"], f["pack"]) for label, f in prev["formulas"].items()}
-    return prev["selection"], prev["nb201_choice"], formulas, prev["search_seconds"]
+    nb = prev["nb201_choice"]
+    if any(finished(n) and n not in nb["runs"] for v in nb201_settings() for n in nb201_runs(v)):
+        nb = choose_nb201(recorded=nb["runs"])
+    formulas["zoo:nb201"] = (nb["formula"], nb["pack"])
+    formulas = {k: v for k, v in formulas.items() if not k.startswith("nb201 seed ")}
+    formulas.update(nb201_seed_formulas(nb))
+    return prev["selection"], nb, formulas, {**prev["search_seconds"], **search_seconds()}
 
 
 def report(args) -> None:
@@ -435,7 +451,8 @@ def markdown(out) -> str:
               "NB201-only seeds have the best mean CIFAR-10 validation τ: "
               + ", ".join(f"{v} {t:.3f}" for v, t in nb["search3"]["seed_mean_validation_tau"].items())
               + f". search4's (-{ALL_DATASETS}) are that variant with the -xl budget and a fitness that is the "
-              "minimum over the three datasets (the others search CIFAR-10 valid labels only). Validation τ is "
+              f"minimum over the three datasets; search8's (-{IN16_ONLY}) the same with a fitness on "
+              "ImageNet16-120 accuracies alone (the others search CIFAR-10 valid labels only). Validation τ is "
               "measured on the search cache (CIFAR-10-shaped nets) against each dataset's accuracies.", "",
               "| search | validation τ C10 | C100 | IN16 | mean | formula |", "|---|---|---|---|---|---|"]
     for name, mean in sorted(nb["validation_mean_tau"].items(), key=lambda kv: -kv[1]):
@@ -576,8 +593,9 @@ def _cell(R, c, label):
 def nb201_origin(nb: dict) -> str:
     """What zoo:nb201's formula was searched on: one NB201-only search, or the product of several."""
     def labels(run):
-        return ("CIFAR-10 valid, CIFAR-100 and ImageNet16-120 accuracies" if f"-{ALL_DATASETS}-" in f"{run}-"
-                else "CIFAR-10 valid accuracies")
+        if f"-{ALL_DATASETS}-" in f"{run}-":
+            return "CIFAR-10 valid, CIFAR-100 and ImageNet16-120 accuracies"
+        return "ImageNet16-120 accuracies" if f"-{IN16_ONLY}-" in f"{run}-" else "CIFAR-10 valid accuracies"
 
     members = nb.get("products", {}).get(nb["run"])
     if not members:

@@ -1,6 +1,7 @@
 """experiments/transfer_report.py's zoo:nb201 candidates: the product of the k best NB201-only searches is
 one formula of their pack that ranks archs as the product of the members' scores, made only of members
 with non-negative scores and the best one's pack."""
+import json
 import sys
 from pathlib import Path
 
@@ -46,6 +47,7 @@ def test_recorded_choices_are_the_zoo_entries_and_say_plainly_when_there_is_no_r
 
     from gpproxy.zoo import entry
 
+    monkeypatch.setattr(transfer_report, "finished", lambda name: False)  # no search run here since the report
     sel, nb, formulas, seconds = transfer_report.recorded_formulas()
     assert sel["chosen"] and nb["formula"] == formulas["zoo:nb201"][0]
     for label in ("zoo:nb201", "zoo:general"):
@@ -55,3 +57,44 @@ def test_recorded_choices_are_the_zoo_entries_and_say_plainly_when_there_is_no_r
     monkeypatch.setattr(transfer_report, "RESULTS", tmp_path)
     with pytest.raises(SystemExit, match="--recorded needs"):
         transfer_report.recorded_formulas()
+
+
+def test_a_search_run_since_the_recorded_report_enters_zoo_nb201s_choice_beside_the_recorded_ones(monkeypatch):
+    """--recorded keeps the recorded zoo:nb201 unless an NB201-only search it did not record has a run
+    directory here; then the choice is made again over both, the recorded runs by their recorded formulas."""
+    import transfer
+
+    monkeypatch.setattr(transfer_report, "finished", lambda name: False)
+    recorded = transfer_report.recorded_formulas()[1]
+    assert recorded == json.loads((transfer_report.RESULTS / "transfer.json").read_text())["nb201_choice"]
+    new = transfer.nb201_runs(f"vocab+size-{transfer.IN16_ONLY}")[0]
+    assert new not in recorded["runs"]
+    new_formula = "sum_layers(eff_rank(A))"
+    seen = {}
+
+    def scores(key, formulas, columns):  # synthetic validation scores: the new run ranks the archs best
+        seen.update(formulas)
+        rng = np.random.default_rng(0)
+        y = np.arange(50.0)
+        out = {label: (y if f == new_formula else y + rng.normal(0, 30, 50)) + 100 for label, (f, _) in
+               formulas.items()}
+        return out, {d: y for d in columns}
+
+    monkeypatch.setattr(transfer_report, "finished", lambda name: name == new)
+    monkeypatch.setattr(transfer_report, "selected", lambda name: (new_formula, "transfer"))
+    monkeypatch.setattr(transfer_report, "validation_scores", scores)
+    sel, nb, formulas, _ = transfer_report.recorded_formulas()
+    assert set(recorded["runs"]) < set(nb["runs"]) and nb["runs"][new] == new_formula
+    assert all(seen[run] == (f, transfer.VARIANTS[transfer.variant_of(run)]["pack"])
+               for run, f in recorded["runs"].items())
+    assert nb["run"] == new and formulas["zoo:nb201"] == (new_formula, "transfer")
+    assert nb["variant"] == f"vocab+size-{transfer.IN16_ONLY}" and formulas["nb201 seed 0"][0] == new_formula
+    assert "nb201 seed 1" not in formulas  # the new setting has one seed here
+
+
+def test_each_run_of_the_study_names_the_variant_it_was_searched_with():
+    import transfer
+
+    assert transfer.variant_of("vocab+net+size-only-nb201") == "vocab+net+size"
+    assert transfer.variant_of("vocab+net+size+rel-all-spaces") == "vocab+net+size+rel"
+    assert transfer.variant_of(f"vocab+size-{transfer.IN16_ONLY}-only-nb201-s2") == "vocab+size"
