@@ -17,10 +17,11 @@ from pathlib import Path
 
 import numpy as np
 
-from transfer import (ALL_DATASETS, BUDGETS, IN16_ONLY, LEFT_OUT_RUN, LEFT_OUT_RUN_THREE, NB201_DATASETS, NET_PACKS,
-                      RESULTS, RUNS, SEARCH, SELECTION, SPACES, THREE, VARIANTS, best_nb201_variant, cache_of,
-                      ensure_cache, finished, formula_scores, log, nb201_runs, nb201_settings, parse_shard, selected,
-                      setting_runs, space_splits, task_of, taus_of, validation_scores, variant_of)
+from transfer import (ALL_DATASETS, BUDGETS, DATASET_NAMES, LEFT_OUT_RUN, LEFT_OUT_RUN_THREE, NB201_DATASETS,
+                      NET_PACKS, ONE_DATASET, RESULTS, RUNS, SEARCH, SELECTION, SPACES, THREE, VARIANTS,
+                      best_nb201_variant, cache_of, ensure_cache, finished, formula_scores, log, nb201_runs,
+                      nb201_settings, parse_shard, selected, setting_runs, space_splits, task_of, taus_of,
+                      validation_scores, variant_of)
 
 ROOT = Path(__file__).resolve().parents[1]
 ZOO = ROOT / "gpproxy" / "zoo"
@@ -255,10 +256,10 @@ def products(ranked: list, scores: dict, runs: dict) -> dict:
 def choose_nb201(recorded: dict | None = None) -> dict:
     """zoo:nb201, the best proxy on NB201: of every NB201-only search (each variant; seeds 1 and 2
     where search2 ran them; search3's longer ones; search4's on all three datasets; search8's on
-    ImageNet16-120) and of the products of the k best of them (PRODUCT_SIZES), the formula with the best
-    mean Kendall tau over NB201's three datasets on NB201 validation archs (the targets are on each
-    dataset). The 3-seed mean is over the seeds (0-2) of the setting of its (best) search.
-    ``recorded``: {run: formula} for runs whose directory is not here (as a report recorded them)."""
+    ImageNet16-120 and search9's on CIFAR-100) and of the products of the k best of them (PRODUCT_SIZES),
+    the formula with the best mean Kendall tau over NB201's three datasets on NB201 validation archs (the
+    targets are on each dataset). The 3-seed mean is over the seeds (0-2) of the setting of its (best)
+    search. ``recorded``: {run: formula} for runs whose directory is not here (as a report recorded them)."""
     recorded = recorded or {}
     names = [n for v in nb201_settings() for n in nb201_runs(v)]
     runs = {name: selected(name) if finished(name) else (recorded[name], VARIANTS[variant_of(name)]["pack"])
@@ -282,10 +283,10 @@ def choose_nb201(recorded: dict | None = None) -> dict:
             "run": best, "search3": {"variant": longer, "seed_mean_validation_tau": means},
             "variant": variant, "seeds": seeds, "formula": formula, "pack": pack,
             "rule": "of every NB201-only search (every variant, seeds 0-2 where run, search3's longer searches, "
-                    "search4's on all three datasets and search8's on ImageNet16-120) and the products of the best "
-                    "2, 3 and 4 of them, the formula with the best mean Kendall tau over NB201 CIFAR-10 valid, "
-                    "CIFAR-100 and ImageNet16-120 on NB201 validation archs; the 3-seed mean is over the seeds of "
-                    "the setting of its (best) search"}
+                    "search4's on all three datasets, search8's on ImageNet16-120, search9's on CIFAR-100) and the "
+                    "products of the best 2, 3 and 4 of them, the formula with the best mean Kendall tau over "
+                    "NB201 CIFAR-10 valid, CIFAR-100 and ImageNet16-120 on NB201 validation archs; the 3-seed mean "
+                    "is over the seeds of the setting of its (best) search"}
 
 
 def chosen_formulas() -> tuple:
@@ -451,8 +452,10 @@ def markdown(out) -> str:
               "NB201-only seeds have the best mean CIFAR-10 validation τ: "
               + ", ".join(f"{v} {t:.3f}" for v, t in nb["search3"]["seed_mean_validation_tau"].items())
               + f". search4's (-{ALL_DATASETS}) are that variant with the -xl budget and a fitness that is the "
-              f"minimum over the three datasets; search8's (-{IN16_ONLY}) the same with a fitness on "
-              "ImageNet16-120 accuracies alone (the others search CIFAR-10 valid labels only). Validation τ is "
+              "minimum over the three datasets; "
+              + ", ".join(f"{stage}'s (-xl-{d}) the same with a fitness on {DATASET_NAMES[d]} accuracies alone"
+                          for stage, d in ONE_DATASET.items())
+              + " (the others search CIFAR-10 valid labels only). Validation τ is "
               "measured on the search cache (CIFAR-10-shaped nets) against each dataset's accuracies.", "",
               "| search | validation τ C10 | C100 | IN16 | mean | formula |", "|---|---|---|---|---|---|"]
     for name, mean in sorted(nb["validation_mean_tau"].items(), key=lambda kv: -kv[1]):
@@ -595,7 +598,8 @@ def nb201_origin(nb: dict) -> str:
     def labels(run):
         if f"-{ALL_DATASETS}-" in f"{run}-":
             return "CIFAR-10 valid, CIFAR-100 and ImageNet16-120 accuracies"
-        return "ImageNet16-120 accuracies" if f"-{IN16_ONLY}-" in f"{run}-" else "CIFAR-10 valid accuracies"
+        one = [d for d in ONE_DATASET.values() if f"-xl-{d}-" in f"{run}-"]
+        return f"{DATASET_NAMES[one[0] if one else 'c10']} accuracies"
 
     members = nb.get("products", {}).get(nb["run"])
     if not members:

@@ -67,8 +67,9 @@ def test_a_search_run_since_the_recorded_report_enters_zoo_nb201s_choice_beside_
     monkeypatch.setattr(transfer_report, "finished", lambda name: False)
     recorded = transfer_report.recorded_formulas()[1]
     assert recorded == json.loads((transfer_report.RESULTS / "transfer.json").read_text())["nb201_choice"]
-    new = transfer.nb201_runs(f"vocab+size-{transfer.IN16_ONLY}")[0]
-    assert new not in recorded["runs"]
+    setting, new = next((v, n) for v in transfer.nb201_settings() for n in transfer.nb201_runs(v)
+                        if n not in recorded["runs"])  # an NB201-only search the record lacks
+    pack = transfer.VARIANTS[transfer.variant_of(new)]["pack"]
     new_formula = "sum_layers(eff_rank(A))"
     seen = {}
 
@@ -81,15 +82,16 @@ def test_a_search_run_since_the_recorded_report_enters_zoo_nb201s_choice_beside_
         return out, {d: y for d in columns}
 
     monkeypatch.setattr(transfer_report, "finished", lambda name: name == new)
-    monkeypatch.setattr(transfer_report, "selected", lambda name: (new_formula, "transfer"))
+    monkeypatch.setattr(transfer_report, "selected", lambda name: (new_formula, pack))
     monkeypatch.setattr(transfer_report, "validation_scores", scores)
     sel, nb, formulas, _ = transfer_report.recorded_formulas()
     assert set(recorded["runs"]) < set(nb["runs"]) and nb["runs"][new] == new_formula
     assert all(seen[run] == (f, transfer.VARIANTS[transfer.variant_of(run)]["pack"])
                for run, f in recorded["runs"].items())
-    assert nb["run"] == new and formulas["zoo:nb201"] == (new_formula, "transfer")
-    assert nb["variant"] == f"vocab+size-{transfer.IN16_ONLY}" and formulas["nb201 seed 0"][0] == new_formula
-    assert "nb201 seed 1" not in formulas  # the new setting has one seed here
+    assert nb["run"] == new and formulas["zoo:nb201"] == (new_formula, pack)
+    assert nb["variant"] == setting and formulas[f"nb201 seed {nb['seeds'].index(new)}"][0] == new_formula
+    assert nb["seeds"] == [n for n in transfer.nb201_runs(setting) if n in nb["runs"]]
+    assert sum(k.startswith("nb201 seed") for k in formulas) == len(nb["seeds"])
 
 
 def test_each_run_of_the_study_names_the_variant_it_was_searched_with():
@@ -97,4 +99,4 @@ def test_each_run_of_the_study_names_the_variant_it_was_searched_with():
 
     assert transfer.variant_of("vocab+net+size-only-nb201") == "vocab+net+size"
     assert transfer.variant_of("vocab+net+size+rel-all-spaces") == "vocab+net+size+rel"
-    assert transfer.variant_of(f"vocab+size-{transfer.IN16_ONLY}-only-nb201-s2") == "vocab+size"
+    assert transfer.variant_of("vocab+size-xl-c100-only-nb201-s2") == "vocab+size"
