@@ -415,10 +415,11 @@ COLUMNS = ("nb201-c10", "nb201-c100", "nb201-in16", "macro", "darts", "nb101")
 def markdown(out) -> str:
     R = out["results"]
     lines = ["# Discovery for transfer: the report", "",
-             ("Command: `python experiments/transfer.py --stage report --recorded` (the choices of the report "
-              "made after search1 to search7 and select, as transfer.json recorded them) "
+             ("Command: `python experiments/transfer.py --stage report --recorded` (the choices as transfer.json "
+              "recorded them after search1 to search9 and select; zoo:nb201 chosen again when an NB201-only "
+              "search's run directory was new to the record) "
               if out["protocol"].get("recorded") else
-              "Command: `python experiments/transfer.py --stage report` (after search1 to search7 and select) ")
+              "Command: `python experiments/transfer.py --stage report` (after search1 to search9 and select) ")
              + f"on {out['protocol']['machine']}. Report archs were split off before any search and never "
              "used for a choice. Columns: "
              + "; ".join(f"{c}: {R[c][next(iter(R[c]))]['n']} archs" for c in COLUMNS if c in R)
@@ -527,7 +528,8 @@ def markdown(out) -> str:
     lines += ["", "Formulas:", ""] + [f"- {k} ({v['pack']}): `{v['formula']}`" for k, v in out["formulas"].items()]
     lines += ["", "Search wall seconds (cache building included where the run built it; each stage's searches ran "
               "side by side on the 2 cores, so a search alone takes less: search4's three ran beside search5's two, "
-              f"five processes): {out['search_seconds']}",
+              "five processes; search8's two then one, search9's three at once): "
+              f"{out['search_seconds']}",
               f"Report wall seconds: {out['report_seconds']}", ""]
     return "\n".join(lines)
 
