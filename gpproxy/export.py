@@ -68,9 +68,9 @@ NET_WORDS = {
 
 
 def safe_text(text, limit: int = 120) -> str:
-    """A name from a run directory reduced to letters, digits and ``_ .:/+-`` (no quotes,
+    """A name from a run directory reduced to letters, digits and ``_ .,:/+-()`` (no quotes,
     backslashes or line breaks), so it cannot end a docstring or string literal."""
-    return re.sub(r"[^\w .:/+-]", "?", str(text))[:limit]
+    return re.sub(r"[^\w .,:/+()-]", "?", str(text))[:limit]
 
 
 def _num(value, digits: int = 4) -> str:

@@ -280,3 +280,10 @@ def test_noise_pass_exports_equal_the_full_probe(formula, tmp_path):
     want = float(FormulaEval(pack)(parse_formula(formula, pack), stack_layers([arch], [probe(net, x, y, cfg)]))[0])
     src = export_formula(formula, tmp_path / "p.py", pack_name=str(pack_file), probe_cfg=cfg)
     assert _import(src).score(net, x, y) == pytest.approx(want, rel=1e-5, abs=1e-6)
+
+
+def test_names_in_a_docstring_keep_their_punctuation_but_never_end_it():
+    from gpproxy.export import safe_text
+
+    assert safe_text("experiments/transfer.py (results, transfer.md)") == "experiments/transfer.py (results, transfer.md)"
+    assert safe_text('run"""\\\nimport os') == "run?????import os"  # 3 quotes, a backslash, a line break

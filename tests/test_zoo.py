@@ -15,7 +15,8 @@ def fake_zoo(tmp_path, monkeypatch):
     """A zoo directory holding one entry, so the mechanism is tested apart from the shipped entries."""
     entry = {"name": "tiny", "formula": "sum_layers(frob(dW))", "pack": "default", "use": "tests",
              "protocol": {"batch": 4, "input": "noise", "seed": 0},
-             "measured": {"nb201-c10": {"kendall": 0.5, "spearman": 0.6, "n": 10}}, "source": "tests"}
+             "measured": {"nb201-c10": {"kendall": 0.5, "spearman": 0.6, "n": 10}},
+             "source": "tests/test_zoo.py (fake_zoo, one entry)"}
     (tmp_path / "tiny.json").write_text(json.dumps(entry))
     (tmp_path / "broken.json").write_text("{not json")
     monkeypatch.setattr(zoo, "HERE", tmp_path)
@@ -51,6 +52,7 @@ def test_export_zoo_entry_writes_its_measurements(fake_zoo, tmp_path, capsys):
     assert main(["export", "zoo:tiny", "-o", str(out)]) == 0
     text = out.read_text()
     assert "zoo:tiny" in text and "Kendall tau 0.5" in text
+    assert "(config tests/test_zoo.py (fake_zoo, one entry))" in " ".join(text.split())  # the source as written
     mod = import_file(out)
     torch.manual_seed(0)
     net = get_space("nb201").build(get_space("nb201").all_archs()[5], 10)
