@@ -79,6 +79,7 @@ import json
 import os
 import sys
 import time
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -91,6 +92,7 @@ from transfer_spaces import SEARCHED, SPACES, splits  # noqa: E402
 RESULTS = ROOT / "experiments" / "results"
 RUNS = ROOT / "runs" / "transfer"
 SELECTION = RESULTS / "transfer_selection.json"
+RECORD = RESULTS / "transfer.json"  # the last report: its choices, read by --recorded and by a fresh checkout
 
 VARIANTS = {  # compared by leave-one-space-out on validation archs
     "base": {"pack": "default", "size_weight": 0.0},
@@ -189,7 +191,7 @@ def best_nb201_variant(tau: dict | None = None) -> tuple:
     ``tau``: {run: validation tau} already measured for (at least) those runs."""
     full = {v: nb201_runs(v) for v in VARIANTS if all(map(finished, nb201_runs(v)))}
     if not full:  # a fresh checkout: the run directories stay on the machine that ran the searches
-        recorded = json.loads((RESULTS / "transfer.json").read_text())["nb201_choice"]["search3"]
+        recorded = json.loads(RECORD.read_text())["nb201_choice"]["search3"]
         return recorded["variant"], recorded["seed_mean_validation_tau"]
     if tau is None:
         tau = validation_tau("nb201", {n: selected(n) for names in full.values() for n in names})
@@ -227,8 +229,12 @@ ONE_DATASET = {"search8": "in16", "search9": "c100"}
 DATASET_NAMES = {"c10": "CIFAR-10 valid", "c100": "CIFAR-100", "in16": "ImageNet16-120"}
 
 
+def one_dataset_suffix(dataset: str) -> str:
+    return f"xl-{dataset}"
+
+
 def one_dataset_setting(variant: str, dataset: str) -> str:
-    return f"{variant}-xl-{dataset}"
+    return f"{variant}-{one_dataset_suffix(dataset)}"
 
 
 def plan_one_dataset(variant: str, dataset: str) -> dict:
@@ -486,14 +492,12 @@ def main() -> int:
         run_plan({name: cfg for v in SEARCH7_VARIANTS for name, cfg in plan_search7(v).items()}, args.shard,
                  args.only)
     elif args.stage in ("search3", "search4", "search5", *ONE_DATASET):
+        plans = {"search3": plan_search3, "search4": plan_search4, "search5": plan_search5,
+                 **{stage: partial(plan_one_dataset, dataset=d) for stage, d in ONE_DATASET.items()}}
         variant, means = best_nb201_variant()
         log("NB201-only seeds, mean validation tau: " + ", ".join(f"{v} {t:.3f}" for v, t in means.items())
             + f"; {args.stage} runs {variant}")
-        if args.stage in ONE_DATASET:
-            run_plan(plan_one_dataset(variant, ONE_DATASET[args.stage]), args.shard, args.only)
-        else:
-            plan = {"search3": plan_search3, "search4": plan_search4, "search5": plan_search5}[args.stage]
-            run_plan(plan(variant), args.shard, args.only)
+        run_plan(plans[args.stage](variant), args.shard, args.only)
     elif args.stage == "baselines":  # fills the score stores ahead of the report (resumable)
         from transfer_report import precompute_baselines
 

@@ -18,10 +18,10 @@ from pathlib import Path
 import numpy as np
 
 from transfer import (ALL_DATASETS, BUDGETS, DATASET_NAMES, LEFT_OUT_RUN, LEFT_OUT_RUN_THREE, NB201_DATASETS,
-                      NET_PACKS, ONE_DATASET, RESULTS, RUNS, SEARCH, SELECTION, SPACES, THREE, VARIANTS,
+                      NET_PACKS, ONE_DATASET, RECORD, RESULTS, RUNS, SEARCH, SELECTION, SPACES, THREE, VARIANTS,
                       best_nb201_variant, cache_of, ensure_cache, finished, formula_scores, log, nb201_runs,
-                      nb201_settings, parse_shard, selected, setting_runs, space_splits, task_of, taus_of,
-                      validation_scores, variant_of)
+                      nb201_settings, one_dataset_setting, one_dataset_suffix, parse_shard, selected, setting_runs,
+                      space_splits, task_of, taus_of, validation_scores, variant_of)
 
 ROOT = Path(__file__).resolve().parents[1]
 ZOO = ROOT / "gpproxy" / "zoo"
@@ -320,7 +320,7 @@ def recorded_formulas() -> tuple:
     choices on the report archs without the searches' run directories (a fresh checkout has none). An
     NB201-only search it did not record whose run directory is here (run since, e.g. search8) enters
     zoo:nb201's choice, made again by its rule beside the recorded ones."""
-    path = RESULTS / "transfer.json"
+    path = RECORD
     if not path.exists():
         raise SystemExit(f"--recorded needs {path}, written by a report from the searches' run directories")
     prev = json.loads(path.read_text())
@@ -328,9 +328,9 @@ def recorded_formulas() -> tuple:
     nb = prev["nb201_choice"]
     if any(finished(n) and n not in nb["runs"] for v in nb201_settings() for n in nb201_runs(v)):
         nb = choose_nb201(recorded=nb["runs"])
-    formulas["zoo:nb201"] = (nb["formula"], nb["pack"])
-    formulas = {k: v for k, v in formulas.items() if not k.startswith("nb201 seed ")}
-    formulas.update(nb201_seed_formulas(nb))
+        formulas["zoo:nb201"] = (nb["formula"], nb["pack"])
+        formulas = {k: v for k, v in formulas.items() if not k.startswith("nb201 seed ")}
+        formulas.update(nb201_seed_formulas(nb))
     return prev["selection"], nb, formulas, {**prev["search_seconds"], **search_seconds()}
 
 
@@ -372,7 +372,7 @@ def report(args) -> None:
            "results": results, "formulas_on_all_drawn": formulas_all, "nbsz": nbsz, "published": PUBLISHED,
            "subset_baselines": subset, "three_spaces": three, "left_out": left_out_labels(chosen)}
     RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "transfer.json").write_text(json.dumps(out, indent=1, default=float) + "\n")
+    RECORD.write_text(json.dumps(out, indent=1, default=float) + "\n")
     (RESULTS / "transfer.md").write_text(markdown(out))
     write_zoo(out)
     log((RESULTS / "transfer.md").read_text())
@@ -454,7 +454,8 @@ def markdown(out) -> str:
               + ", ".join(f"{v} {t:.3f}" for v, t in nb["search3"]["seed_mean_validation_tau"].items())
               + f". search4's (-{ALL_DATASETS}) are that variant with the -xl budget and a fitness that is the "
               "minimum over the three datasets; "
-              + ", ".join(f"{stage}'s (-xl-{d}) the same with a fitness on {DATASET_NAMES[d]} accuracies alone"
+              + ", ".join(f"{stage}'s (-{one_dataset_suffix(d)}) the same with a fitness on {DATASET_NAMES[d]} "
+                          "accuracies alone"
                           for stage, d in ONE_DATASET.items())
               + " (the others search CIFAR-10 valid labels only). Validation τ is "
               "measured on the search cache (CIFAR-10-shaped nets) against each dataset's accuracies.", "",
@@ -600,7 +601,7 @@ def nb201_origin(nb: dict) -> str:
     def labels(run):
         if f"-{ALL_DATASETS}-" in f"{run}-":
             return "CIFAR-10 valid, CIFAR-100 and ImageNet16-120 accuracies"
-        one = [d for d in ONE_DATASET.values() if f"-xl-{d}-" in f"{run}-"]
+        one = [d for d in ONE_DATASET.values() if run.startswith(f"{one_dataset_setting(variant_of(run), d)}-")]
         return f"{DATASET_NAMES[one[0] if one else 'c10']} accuracies"
 
     members = nb.get("products", {}).get(nb["run"])

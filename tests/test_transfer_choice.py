@@ -54,7 +54,7 @@ def test_recorded_choices_are_the_zoo_entries_and_say_plainly_when_there_is_no_r
         e = entry(label)
         assert formulas[label] == (e.formula, e.pack)
     assert all(isinstance(v, (int, float)) for v in seconds.values())
-    monkeypatch.setattr(transfer_report, "RESULTS", tmp_path)
+    monkeypatch.setattr(transfer_report, "RECORD", tmp_path / "transfer.json")
     with pytest.raises(SystemExit, match="--recorded needs"):
         transfer_report.recorded_formulas()
 
@@ -66,7 +66,7 @@ def test_a_search_run_since_the_recorded_report_enters_zoo_nb201s_choice_beside_
 
     monkeypatch.setattr(transfer_report, "finished", lambda name: False)
     recorded = transfer_report.recorded_formulas()[1]
-    assert recorded == json.loads((transfer_report.RESULTS / "transfer.json").read_text())["nb201_choice"]
+    assert recorded == json.loads(transfer_report.RECORD.read_text())["nb201_choice"]
     setting, new = next((v, n) for v in transfer.nb201_settings() for n in transfer.nb201_runs(v)
                         if n not in recorded["runs"])  # an NB201-only search the record lacks
     pack = transfer.VARIANTS[transfer.variant_of(new)]["pack"]
