@@ -143,16 +143,16 @@ def _npy_bytes(arr: np.ndarray) -> bytes:
     return buf.getvalue()
 
 
-def build_one(spec_dict: dict, arch: str, key: str, out_dir: str, x, y,
-              device: str = "cpu", threads: int | None = 1, parent: int | None = None) -> tuple[str, float, int]:
-    """Build, probe and store one arch. Runs inside a worker process (``parent``:
-    the driver's pid, so that the worker dies with it)."""
+def build_one(spec_dict: dict, arch: str, key: str, out_dir: str, x, y, device: str = "cpu",
+              threads: int | None = 1, parent: tuple | None = None) -> tuple[str, float, int]:
+    """Build, probe and store one arch. Runs inside a worker process (``parent``: the driver's pid and
+    current directory, so that the worker dies with it and reads relative paths as it does)."""
     import torch
 
     if parent is not None:
-        from .lock import die_with_parent
+        from .lock import serve_driver
 
-        die_with_parent(parent)
+        serve_driver(*parent)
 
     from .probe import probe_arch
     from .spaces import get_space
@@ -408,5 +408,5 @@ def _run_jobs(spec, todo, keys, root, x, y, jobs, device, backend="loky"):
 
     # loky processes, one torch thread each; unordered so progress is live.
     par = Parallel(n_jobs=jobs, backend="loky", return_as="generator_unordered")
-    yield from par(delayed(build_one)(spec_dict, a, keys[a], str(root), x, y, device, 1, os.getpid())
-                   for a in todo)
+    driver = (os.getpid(), os.getcwd())
+    yield from par(delayed(build_one)(spec_dict, a, keys[a], str(root), x, y, device, 1, driver) for a in todo)

@@ -294,11 +294,12 @@ def context_for(spec: EvalSpec) -> EvalContext:
     return ctx
 
 
-def _worker_eval(spec: EvalSpec, formulas: list, parent: int | None = None) -> list:
+def _worker_eval(spec: EvalSpec, formulas: list, parent: tuple | None = None) -> list:
+    """In a loky worker; ``parent``: the driver's pid and current directory (lock.serve_driver)."""
     if parent is not None:
-        from .lock import die_with_parent
+        from .lock import serve_driver
 
-        die_with_parent(parent)
+        serve_driver(*parent)
     torch.set_num_threads(1)
     return context_for(spec).evaluate_many(formulas)
 
@@ -340,7 +341,8 @@ class LocalEvaluator(Evaluator):
 
         n = min(self.jobs, len(formulas))
         blocks = [formulas[i::n] for i in range(n)]
-        outs = Parallel(n_jobs=n, backend="loky")(delayed(_worker_eval)(self.spec, b, os.getpid()) for b in blocks)
+        driver = (os.getpid(), os.getcwd())
+        outs = Parallel(n_jobs=n, backend="loky")(delayed(_worker_eval)(self.spec, b, driver) for b in blocks)
         result = [None] * len(formulas)
         for i, out in enumerate(outs):
             result[i::n] = out

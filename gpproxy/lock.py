@@ -107,6 +107,16 @@ def _read(fd) -> str:
 _PR_SET_PDEATHSIG = 1
 
 
+def serve_driver(parent_pid: int, cwd: str) -> None:
+    """In a worker process of the driver ``parent_pid``: die with it, and work in its current directory.
+    loky reuses its workers across calls, so a worker started before the driver changed directory would
+    resolve relative paths (caches, space and pack files, input files) against the old one: a cache built
+    into another directory's cache, a pack or space read from the wrong file."""
+    die_with_parent(parent_pid)
+    if os.getcwd() != cwd:
+        os.chdir(cwd)
+
+
 def die_with_parent(parent_pid: int) -> None:
     """In a worker: be killed when ``parent_pid`` (the driver) dies (Linux; no-op elsewhere)."""
     if not sys.platform.startswith("linux") or getattr(die_with_parent, "_done", None) == parent_pid:

@@ -405,9 +405,11 @@ def load_pack(name_or_path: str) -> Pack:
     A pack module defines a module-level ``PACK = Pack(...)``. Users add packs
     by dropping a file into primitives/ or pointing at their own file.
     """
-    if name_or_path in _LOADED:
-        return _LOADED[name_or_path]
     path = Path(name_or_path)
+    # a pack file is known by its absolute path: the same relative name in another directory is another pack
+    loaded_as = str(path.resolve()) if path.suffix == ".py" else name_or_path
+    if loaded_as in _LOADED:
+        return _LOADED[loaded_as]
     if path.suffix == ".py":
         if not path.exists():
             raise GpproxyError(f"primitive pack file {path} does not exist")
@@ -428,5 +430,5 @@ def load_pack(name_or_path: str) -> Pack:
     pack = getattr(module, "PACK", None)
     if not isinstance(pack, Pack):
         raise GpproxyError(f"primitive pack {name_or_path!r} defines no PACK = Pack(...)")
-    _LOADED[name_or_path] = pack
+    _LOADED[loaded_as] = pack
     return pack

@@ -1,6 +1,7 @@
 """Statistics cache: resume after a kill, checksums, compatibility, CLI errors."""
 import io
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -167,3 +168,19 @@ def test_layer_records_round_trip_through_the_cache(tmp_path):
     assert all(torch.equal(u, v) for s in mem.stats for u, v in zip(mem.stats[s], disk.stats[s]))
     assert mem.moments.keys() == disk.moments.keys()
     assert all(torch.equal(mem.moments[k], disk.moments[k]) for k in mem.moments)
+
+
+def test_worker_processes_resolve_relative_paths_in_the_drivers_current_directory(tiny_table, tmp_path,
+                                                                                   monkeypatch):
+    """loky reuses its worker processes across calls: a worker started before the driver changed directory
+    must still build a relative cache path where the driver means it (not into the old directory's cache)."""
+    from gpproxy.tasks import prepare_task
+    from tests.conftest import tiny_config
+
+    for d in ("a", "b"):
+        (tmp_path / d).mkdir()
+        monkeypatch.chdir(tmp_path / d)
+        cfg = tiny_config(tiny_table, Path("caches") / "c")
+        prepare_task(cfg.tasks[0], jobs=2, log=lambda m: None)
+        assert len(list((tmp_path / d / "caches" / "c" / "stats").glob("*.npy"))) == 50
+    assert len(list((tmp_path / "a" / "caches" / "c" / "stats").glob("*.npy"))) == 50

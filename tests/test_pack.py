@@ -62,6 +62,18 @@ def test_user_pack_from_file(tmp_path):
     assert str(parse_formula("sum_layers(total(abs(mul(W, dW))))", pack)) == "sum_layers(total(abs(mul(W, dW))))"
 
 
+def test_a_relative_pack_file_is_the_one_in_the_current_directory(tmp_path, monkeypatch):
+    """The same relative file name in another directory is another pack, not the one loaded first."""
+    for name in ("one", "two"):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "mypack.py").write_text(
+            "from gpproxy.pack import Pack, Weight\n"
+            f"PACK = Pack('{name}', stats={{'W': Weight}}, layer_terminals=())\n")
+    for name in ("one", "two", "one"):
+        monkeypatch.chdir(tmp_path / name)
+        assert load_pack("mypack.py").name == name
+
+
 def test_unknown_pack():
     with pytest.raises(GpproxyError, match="unknown primitive pack 'nope'.*default"):
         load_pack("nope")
