@@ -60,6 +60,9 @@ class SearchConfig:
     subtree_mut_prob: float = 0.25
     point_mut_prob: float = 0.15
     seed_baselines: bool = True
+    # formulas put into the first population beside the pack's seeds (a warm start, e.g. from an earlier
+    # run's selections); parsed against the pack like any formula, at most population / 2 of them
+    seed_formulas: list = field(default_factory=list)
     hall_of_fame: int = 20
     select_tolerance: float = 0.01  # selected = smallest front member within this of the best
     backend: str = "serial"  # serial | local | dask
@@ -134,6 +137,9 @@ class Config:
         if not s.init_min_height <= s.init_max_height <= s.max_height:
             raise GpproxyError(f"search heights must satisfy init_min_height <= init_max_height <= max_height, "
                                f"got {s.init_min_height}, {s.init_max_height}, {s.max_height}")
+        if len(s.seed_formulas) > s.population // 2:
+            raise GpproxyError(f"search.seed_formulas has {len(s.seed_formulas)} formulas; at most half the "
+                               f"population ({s.population // 2}) may be seeded")
         if s.subtree_mut_prob + s.point_mut_prob > 1:
             raise GpproxyError(f"search.subtree_mut_prob + search.point_mut_prob must be at most 1, got "
                                f"{s.subtree_mut_prob} + {s.point_mut_prob}")
@@ -184,10 +190,13 @@ def check_value(key: str, value, r) -> None:
         ok_type = ok_type and math.isfinite(value)
     elif kind is int:
         ok_type = isinstance(value, int) and not isinstance(value, bool)
+    elif kind is list:
+        ok_type = isinstance(value, list) and all(isinstance(v, str) for v in value)
     else:
         ok_type = isinstance(value, kind)
     if not ok_type or not check(value):
-        what = {int: "an integer", float: "a finite number", bool: "true or false", str: "a string"}[kind]
+        what = {int: "an integer", float: "a finite number", bool: "true or false", str: "a string",
+                list: "a list of strings"}[kind]
         alts = " or " + " or ".join(f'"{w}"' for w in words) if words else ""
         shown = repr(value) if not isinstance(value, str) else json.dumps(value[:80])
         raise GpproxyError(f"{key} = {shown} is not allowed: must be {what}{' ' + allowed if allowed else ''}"
@@ -227,6 +236,7 @@ SEARCH_RULES = {
     "subtree_mut_prob": rule(float, _probability, "in [0, 1]"),
     "point_mut_prob": rule(float, _probability, "in [0, 1]"),
     "seed_baselines": rule(bool),
+    "seed_formulas": rule(list),
     "hall_of_fame": rule(int, _non_negative, ">= 0"),
     "select_tolerance": rule(float, _non_negative, ">= 0"),
     "backend": rule(str, lambda v: v in ("serial", "local", "dask"), "serial, local or dask"),

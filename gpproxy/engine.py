@@ -22,7 +22,7 @@ from deap import base, gp, tools
 from . import rundir
 from .config import RunConfig
 from .device import resolve_device
-from .errors import GpproxyError
+from .errors import FormulaError, GpproxyError
 from .evaluator import EvalSpec, TaskEval, make_evaluator
 from .fitness import INVALID, draw_subsets, score_report, seed_references, size_groups
 from .formula import parse_formula, to_math
@@ -155,8 +155,21 @@ class Engine:
                                f"({', '.join(self.pack.net_terminals)}): set net_terms = true in task(s) "
                                f"{', '.join(lacking)} (or task.net_terms = true for all)")
         self.pset = self.pack.pset()
+        self.seed_formulas = self._parse_seed_formulas(config.search.seed_formulas)
         self.device = resolve_device(config.device)
         self._toolbox()
+
+    def _parse_seed_formulas(self, formulas) -> list:
+        """[(name, formula)] of the config's seed formulas, each parsed against the pack now (before any cache
+        is built), duplicates dropped; a formula the pack cannot express is a one-line error naming it."""
+        out = {}
+        for i, text in enumerate(formulas):
+            try:
+                out.setdefault(str(parse_formula(text, self.pack, self.pset)), f"search.seed_formulas[{i}]")
+            except FormulaError as e:
+                raise GpproxyError(f"search.seed_formulas[{i}] is not a formula of pack {self.pack.name}: "
+                                   f"{e}") from None
+        return [(name, formula) for formula, name in out.items()]
 
     # ----------------------------------------------------------- set-up
     def _toolbox(self):
@@ -282,12 +295,14 @@ class Engine:
             random.seed(c.seed)
             memo, logbook, gen = {}, [], 0
             rundir.rewrite_log(self.root, [])  # a kill before the first checkpoint left a generation-0 line
-            seeds = list(self.pack.seeds.items()) if c.search.seed_baselines else []
-            pop = self._from_strings(f for _, f in seeds[:mu // 4])
+            seeds = (list(self.pack.seeds.items())[:mu // 4] if c.search.seed_baselines else [])
+            given = {str(parse_formula(f, self.pack, self.pset)) for _, f in seeds}
+            seeds += [(name, f) for name, f in self.seed_formulas if f not in given]
+            pop = self._from_strings(f for _, f in seeds)
             pop += self._fresh(mu - len(pop), {str(p) for p in pop})
             t0 = time.perf_counter()
             n_new = self.evaluate(pop, memo)
-            self._warn_invalid_seeds(seeds[:mu // 4], memo)
+            self._warn_invalid_seeds(seeds, memo)
             if c.fitness.combine == "min_relative":
                 self._log_references()
             pop = tools.selNSGA2(pop, mu)

@@ -334,3 +334,20 @@ def test_a_min_relative_run_logs_its_references_and_divides_by_them(tiny_table, 
     for r in rundir.read_csv(tmp_path / "rel" / "pareto.csv"):
         res = context_for(engine.eval_spec).evaluate_many([r["formula"]])[0]
         assert float(r["fitness"]) == pytest.approx(res["tasks"]["t"] / ref, abs=1e-8)
+
+
+def test_seed_formulas_start_in_the_first_population_once_each(tiny_table, tiny_cache, tmp_path):
+    """search.seed_formulas warm-starts a search: each (parsed, duplicates dropped) is in generation 0."""
+    from gpproxy.formula import parse_formula
+    from gpproxy.pack import load_pack
+
+    pack = load_pack("default")
+    given = ["sum_layers(l1(mul(W, dW)))", "sum_layers( l1( mul(W,dW) ) )", "max_layers(frob(A))"]
+    cfg = tiny_config(tiny_table, tiny_cache, generations=0, seed_baselines=False, seed_formulas=given)
+    root = tmp_path / "run"
+    engine = Engine(cfg, root, log=lambda m: None)
+    assert [name for name, _ in engine.seed_formulas] == ["search.seed_formulas[0]", "search.seed_formulas[2]"]
+    engine.run()
+    evaluated = set(rundir.load_checkpoint(root)["memo"])
+    assert {str(parse_formula(f, pack)) for f in given} <= evaluated
+    assert len(evaluated) == cfg.search.population  # the two seeds and six fresh programs
