@@ -26,6 +26,10 @@ Stages (each resumable: runs resume, caches complete, scores are stored):
 ``search8``  NB201 alone, seeds 0-2, search3's variant and largest budget, the fitness
              ImageNet16-120 accuracies alone (search9: CIFAR-100 alone): more candidates
              for zoo:nb201 (same rule).
+``search10`` NB201 alone, seeds 0-2, search3's variant and largest budget, warm-started
+             from every earlier NB201-only search's formula of its pack
+             (search.seed_formulas), the fitness the mean over the three datasets:
+             more candidates for zoo:nb201 (same rule).
 ``search5``  leave-one-space-out at search3's variant and xl budget (the joint
              search and NAS-Bench-Macro alone; NB201 alone is search3's seed 0);
              run ``select`` again afterwards.
@@ -61,6 +65,7 @@ Stages (each resumable: runs resume, caches complete, scores are stored):
     .venv/bin/python experiments/transfer.py --stage search5 [--shard 0/2]
     .venv/bin/python experiments/transfer.py --stage search8 [--shard 0/3]
     .venv/bin/python experiments/transfer.py --stage search9 [--shard 0/3]
+    .venv/bin/python experiments/transfer.py --stage search10 [--shard 0/3]
     .venv/bin/python experiments/transfer.py --stage search6
     .venv/bin/python experiments/transfer.py --stage search7 [--shard 0/2]
     .venv/bin/python experiments/transfer.py --stage select
@@ -158,21 +163,32 @@ def plan_search1() -> dict:
 def plan_search2(chosen: str) -> dict:
     """NB201 alone with the chosen settings, seeds 1 and 2 (zoo:nb201: the best NB201-only search).
     ``chosen``: a variant, or "VARIANT-BUDGET" (whose NB201-only seeds search3 has run)."""
-    return {f"{chosen}-only-nb201-s{seed}": setting_config(f"{chosen}-only-nb201-s{seed}", ["nb201"], chosen, seed)
-            for seed in (1, 2)}
+    return {name: setting_config(name, ["nb201"], chosen, seed)
+            for seed, name in zip(SEEDS, nb201_runs(chosen)) if seed}
 
+
+SEEDS = (0, 1, 2)  # the search seeds of a setting's NB201-only searches
+
+
+def seed_suffix(seed: int) -> str:
+    return f"-s{seed}" if seed else ""
 
 
 def nb201_runs(setting: str) -> list:
     """The NB201-only searches of a setting (a variant, or "VARIANT-BUDGET" for search3): seeds 0, 1, 2."""
-    return [f"{setting}-only-nb201{s}" for s in ("", "-s1", "-s2")]
+    return [f"{setting}-only-nb201{seed_suffix(seed)}" for seed in SEEDS]
+
+
+def seed_of(run: str) -> int:
+    """The search seed of a run of this study, from its name (seed 0 has no suffix)."""
+    return next((seed for seed in SEEDS if seed and run.endswith(seed_suffix(seed))), 0)
 
 
 def nb201_settings() -> list:
     # a variant that changes only how a joint search combines its spaces repeats another's NB201-only search
     variants = [v for v in VARIANTS if "combine" not in VARIANTS[v]]
     return [*variants, *(f"{v}-{b}" for v in variants for b in BUDGETS),
-            *(f"{v}-{ALL_DATASETS}" for v in variants),
+            *(f"{v}-{ALL_DATASETS}" for v in variants), *(f"{v}-{WARM}" for v in variants),
             *(one_dataset_setting(v, d) for d in ONE_DATASET.values() for v in variants)]
 
 
@@ -247,6 +263,34 @@ def plan_one_dataset(variant: str, dataset: str) -> dict:
     tasks = [{**nb201, "name": f"nb201-{dataset}", "target": NB201_DATASETS[dataset]}]
     return {name: config(name, ["nb201"], variant, seed, tasks=tasks, **BUDGETS["xl"])
             for seed, name in enumerate(nb201_runs(one_dataset_setting(variant, dataset)))}
+
+
+WARM = "xl-warm"  # search10's setting suffix
+
+
+def warm_start_formulas(pack: str) -> list:
+    """search10's seed formulas: the formulas of every NB201-only search of ``pack`` that the last report
+    recorded, search10's own excepted (they are fixed once the searches before it have run)."""
+    runs = json.loads(RECORD.read_text())["nb201_choice"]["runs"]
+    return [f for name, f in sorted(runs.items())
+            if VARIANTS[variant_of(name)]["pack"] == pack and f"-{WARM}-only-nb201" not in name]
+
+
+def plan_search10(variant: str) -> dict:
+    """NB201 alone with search3's variant and largest budget, seeds 0-2, warm-started: the first population
+    holds the formulas of every earlier NB201-only search of its pack (search.seed_formulas), and the fitness
+    is the mean over NB201's three datasets (the quantity zoo:nb201's rule compares). Products of the best
+    searches stopped gaining at four members, so more of the same members cannot close the
+    ImageNet16-120 gap; a search that recombines the members' subtrees may find better single formulas."""
+    pack = VARIANTS[variant]["pack"]
+    nb201 = task_of("nb201", pack)
+    tasks = [{**nb201, "name": f"nb201-{d}", "target": t} for d, t in NB201_DATASETS.items()]
+    seeds = warm_start_formulas(pack)
+    plan = {}
+    for seed, name in enumerate(nb201_runs(f"{variant}-{WARM}")):
+        plan[name] = config(name, ["nb201"], variant, seed, tasks=tasks, seed_formulas=seeds, **BUDGETS["xl"])
+        plan[name]["fitness"]["combine"] = "mean"
+    return plan
 
 
 def plan_search5(variant: str) -> dict:
@@ -463,7 +507,7 @@ def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--stage", required=True,
                     choices=("search1", "select", "search2", "search3", "search4", "search5", "search6",
-                             "search7", "search8", "search9", "baselines", "report"))
+                             "search7", "search8", "search9", "search10", "baselines", "report"))
     ap.add_argument("--baselines", nargs="*", default=None,
                     help="--stage baselines: which ones to compute into the score stores (default: all)")
     ap.add_argument("--columns", nargs="*", default=None, help="--stage baselines: which report columns")
@@ -491,8 +535,9 @@ def main() -> int:
     elif args.stage == "search7":
         run_plan({name: cfg for v in SEARCH7_VARIANTS for name, cfg in plan_search7(v).items()}, args.shard,
                  args.only)
-    elif args.stage in ("search3", "search4", "search5", *ONE_DATASET):
+    elif args.stage in ("search3", "search4", "search5", "search10", *ONE_DATASET):
         plans = {"search3": plan_search3, "search4": plan_search4, "search5": plan_search5,
+                 "search10": plan_search10,
                  **{stage: partial(plan_one_dataset, dataset=d) for stage, d in ONE_DATASET.items()}}
         variant, means = best_nb201_variant()
         log("NB201-only seeds, mean validation tau: " + ", ".join(f"{v} {t:.3f}" for v, t in means.items())

@@ -18,10 +18,10 @@ from pathlib import Path
 import numpy as np
 
 from transfer import (ALL_DATASETS, BUDGETS, DATASET_NAMES, LEFT_OUT_RUN, LEFT_OUT_RUN_THREE, NB201_DATASETS,
-                      NET_PACKS, ONE_DATASET, RECORD, RESULTS, RUNS, SEARCH, SELECTION, SPACES, THREE, VARIANTS,
-                      best_nb201_variant, cache_of, ensure_cache, finished, formula_scores, log, nb201_runs,
-                      nb201_settings, one_dataset_setting, one_dataset_suffix, parse_shard, selected, setting_runs,
-                      space_splits, task_of, taus_of, validation_scores, variant_of)
+                      NET_PACKS, ONE_DATASET, RECORD, RESULTS, RUNS, SEARCH, SEEDS, SELECTION, SPACES, THREE,
+                      VARIANTS, WARM, best_nb201_variant, cache_of, ensure_cache, finished, formula_scores, log, nb201_runs,
+                      nb201_settings, one_dataset_setting, one_dataset_suffix, parse_shard, seed_of, selected,
+                      setting_runs, space_splits, task_of, taus_of, validation_scores, variant_of)
 
 ROOT = Path(__file__).resolve().parents[1]
 ZOO = ROOT / "gpproxy" / "zoo"
@@ -231,6 +231,8 @@ def metrics(scores, acc, params) -> dict:
 
 
 PRODUCT_SIZES = (2, 3, 4)  # zoo:nb201 may be the product of the k best NB201-only searches
+# larger products, on validation archs only (the report's ablation; not candidates for zoo:nb201)
+LARGER_PRODUCTS = tuple(range(5, 13))
 
 
 def product_formula(members: list) -> str:
@@ -243,23 +245,43 @@ def product_formula(members: list) -> str:
     return out
 
 
-def products(ranked: list, scores: dict, runs: dict) -> dict:
-    """{label: (formula, pack, member runs)}: for each k of PRODUCT_SIZES, the product of the first k runs of
+def products(ranked: list, scores: dict, runs: dict, sizes=PRODUCT_SIZES) -> dict:
+    """{label: (formula, pack, member runs)}: for each k of ``sizes``, the product of the first k runs of
     ``ranked`` (best mean validation tau first) whose validation scores are all >= 0 (a product of scores of
     either sign ranks by neither) and whose pack is the best one's (one formula, one pack)."""
     pack = runs[ranked[0]][1]
     usable = [n for n in ranked if runs[n][1] == pack and (scores[n] >= 0).all()]
     return {f"product of the best {k}": (product_formula([runs[n][0] for n in usable[:k]]), pack, usable[:k])
-            for k in PRODUCT_SIZES if len(usable) >= k}
+            for k in sizes if len(usable) >= k}
+
+
+def nb201_rule(ranked: list, runs: dict, scores: dict, taus: dict) -> dict:
+    """zoo:nb201's rule on the NB201-only searches ``ranked`` (best mean validation tau first; ``scores`` and
+    ``taus`` their validation scores and {dataset: tau}): of each search and each product of the k best, the
+    formula with the best mean validation tau over the three datasets. Returns the choice ("run": a search or a
+    product's label, "formula", "pack", "members", its "validation_tau" and "validation_mean_tau") and the
+    products' ("products": members, "product_tau")."""
+    combos = products(ranked, scores, runs)
+    product_tau = taus_of(*validation_scores("nb201", {k: (f, p) for k, (f, p, _) in combos.items()},
+                                             NB201_DATASETS))
+    every = {**{n: taus[n] for n in ranked}, **product_tau}
+    mean = {k: float(np.mean(list(t.values()))) for k, t in every.items()}
+    best = max(mean, key=mean.get)
+    formula, pack, members = combos[best] if best in combos else (*runs[best], [best])
+    return {"run": best, "formula": formula, "pack": pack, "members": members, "validation_tau": every[best],
+            "validation_mean_tau": mean[best], "products": {k: m for k, (_, _, m) in combos.items()},
+            "product_tau": product_tau}
 
 
 def choose_nb201(recorded: dict | None = None) -> dict:
     """zoo:nb201, the best proxy on NB201: of every NB201-only search (each variant; seeds 1 and 2
     where search2 ran them; search3's longer ones; search4's on all three datasets; search8's on
-    ImageNet16-120 and search9's on CIFAR-100) and of the products of the k best of them (PRODUCT_SIZES),
+    ImageNet16-120, search9's on CIFAR-100; search10's warm-started) and of the products of the k best of them (PRODUCT_SIZES),
     the formula with the best mean Kendall tau over NB201's three datasets on NB201 validation archs (the
-    targets are on each dataset). The 3-seed mean is over the seeds (0-2) of the setting of its (best)
-    search. ``recorded``: {run: formula} for runs whose directory is not here (as a report recorded them)."""
+    targets are on each dataset). Its seeds, two ways: the seeds (0-2) of the setting of its (best) search,
+    and the rule itself applied to each seed's searches alone ("seed_rules": zoo:nb201 is made of searches
+    of several seeds, so this is the 3-seed spread of what made it). ``recorded``: {run: formula} for runs
+    whose directory is not here (as a report recorded them)."""
     recorded = recorded or {}
     names = [n for v in nb201_settings() for n in nb201_runs(v)]
     runs = {name: selected(name) if finished(name) else (recorded[name], VARIANTS[variant_of(name)]["pack"])
@@ -268,25 +290,33 @@ def choose_nb201(recorded: dict | None = None) -> dict:
     taus = taus_of(scores, labels)
     mean = {n: float(np.mean(list(t.values()))) for n, t in taus.items()}
     ranked = sorted((n for n in mean if np.isfinite(mean[n])), key=lambda n: -mean[n])
-    combos = products(ranked, scores, runs)
-    taus.update(taus_of(*validation_scores("nb201", {k: (f, p) for k, (f, p, _) in combos.items()},
-                                           NB201_DATASETS)))
-    mean.update({k: float(np.mean(list(taus[k].values()))) for k in combos})
-    best = max(mean, key=mean.get)
-    formula, pack = (combos[best][:2] if best in combos else runs[best])
-    first = combos[best][2][0] if best in combos else best
-    variant = next(v for v in nb201_settings() if first in nb201_runs(v))
+    choice = nb201_rule(ranked, runs, scores, taus)
+    seed_rules = {}
+    for seed in SEEDS:
+        rule = nb201_rule([n for n in ranked if seed_of(n) == seed], runs, scores, taus)
+        seed_rules[str(seed)] = {k: rule[k] for k in ("run", "members", "formula", "pack", "validation_tau",
+                                                      "validation_mean_tau")}
+    taus.update(choice["product_tau"])
+    mean.update({k: float(np.mean(list(t.values()))) for k, t in choice["product_tau"].items()})
+    variant = next(v for v in nb201_settings() if choice["members"][0] in nb201_runs(v))
     seeds = [n for n in nb201_runs(variant) if n in runs]
     longer, means = best_nb201_variant({n: t["c10"] for n, t in taus.items()})
+    larger = products(ranked, scores, runs, LARGER_PRODUCTS)
+    larger_tau = taus_of(*validation_scores("nb201", {k: (f, p) for k, (f, p, _) in larger.items()},
+                                            NB201_DATASETS))
     return {"runs": {n: f for n, (f, _) in runs.items()}, "validation_tau": taus, "validation_mean_tau": mean,
-            "products": {k: members for k, (_, _, members) in combos.items()},
-            "run": best, "search3": {"variant": longer, "seed_mean_validation_tau": means},
-            "variant": variant, "seeds": seeds, "formula": formula, "pack": pack,
+            "products": choice["products"], "run": choice["run"],
+            "search3": {"variant": longer, "seed_mean_validation_tau": means},
+            "variant": variant, "seeds": seeds, "seed_rules": seed_rules,
+            "larger_products": {k: {"members": m, "validation_tau": larger_tau[k]} for k, (_, _, m) in larger.items()},
+            "formula": choice["formula"], "pack": choice["pack"],
             "rule": "of every NB201-only search (every variant, seeds 0-2 where run, search3's longer searches, "
-                    "search4's on all three datasets, search8's on ImageNet16-120, search9's on CIFAR-100) and the "
+                    "search4's on all three datasets, search8's on ImageNet16-120, search9's on CIFAR-100, search10's "
+                    "warm-started from the others) and the "
                     "products of the best 2, 3 and 4 of them, the formula with the best mean Kendall tau over "
-                    "NB201 CIFAR-10 valid, CIFAR-100 and ImageNet16-120 on NB201 validation archs; the 3-seed mean "
-                    "is over the seeds of the setting of its (best) search"}
+                    "NB201 CIFAR-10 valid, CIFAR-100 and ImageNet16-120 on NB201 validation archs; 3-seed means: "
+                    "over the seeds of the setting of its (best) search, and over the rule applied to each seed's "
+                    "searches alone"}
 
 
 def chosen_formulas() -> tuple:
@@ -309,10 +339,21 @@ def chosen_formulas() -> tuple:
     return sel, nb, formulas, search_seconds()
 
 
+SEED_LABEL = "nb201 seed "  # + K: seed K of zoo:nb201's setting
+RULE_SEED_LABEL = "nb201 rule on seed "  # + K: zoo:nb201's rule on seed K's searches alone
+
+
 def nb201_seed_formulas(nb: dict) -> dict:
-    """{"nb201 seed K": (formula, pack)}: the seeds of zoo:nb201's setting (its 3-seed mean)."""
-    return {f"nb201 seed {seed}": (nb["runs"][name], VARIANTS[variant_of(name)]["pack"])
-            for seed, name in enumerate(nb["seeds"])}
+    """{label: (formula, pack)} of zoo:nb201's 3-seed means: the seeds of its setting, and its rule on each
+    seed's searches alone."""
+    out = {f"{SEED_LABEL}{seed}": (nb["runs"][name], VARIANTS[variant_of(name)]["pack"])
+           for seed, name in enumerate(nb["seeds"])}
+    out.update({f"{RULE_SEED_LABEL}{seed}": (r["formula"], r["pack"]) for seed, r in nb["seed_rules"].items()})
+    return out
+
+
+def is_seed_label(label: str) -> bool:
+    return label.startswith((SEED_LABEL, RULE_SEED_LABEL))
 
 
 def recorded_formulas() -> tuple:
@@ -326,10 +367,11 @@ def recorded_formulas() -> tuple:
     prev = json.loads(path.read_text())
     formulas = {label: (f["formula"], f["pack"]) for label, f in prev["formulas"].items()}
     nb = prev["nb201_choice"]
-    if any(finished(n) and n not in nb["runs"] for v in nb201_settings() for n in nb201_runs(v)):
+    new_runs = any(finished(n) and n not in nb["runs"] for v in nb201_settings() for n in nb201_runs(v))
+    if new_runs or "larger_products" not in nb:  # a new search, or a record from before the rule's ablations
         nb = choose_nb201(recorded=nb["runs"])
         formulas["zoo:nb201"] = (nb["formula"], nb["pack"])
-        formulas = {k: v for k, v in formulas.items() if not k.startswith("nb201 seed ")}
+        formulas = {k: v for k, v in formulas.items() if not is_seed_label(k)}
         formulas.update(nb201_seed_formulas(nb))
     return prev["selection"], nb, formulas, {**prev["search_seconds"], **search_seconds()}
 
@@ -416,10 +458,11 @@ def markdown(out) -> str:
     R = out["results"]
     lines = ["# Discovery for transfer: the report", "",
              ("Command: `python experiments/transfer.py --stage report --recorded` (the choices as transfer.json "
-              "recorded them after search1 to search9 and select; zoo:nb201 chosen again when an NB201-only "
-              "search's run directory was new to the record) "
+              "recorded them after search1 to search10 and select; zoo:nb201 chosen again, by the same rule, when an "
+              "NB201-only search's run directory was new to the record or the record lacked the rule's per-seed "
+              "choices and larger products) "
               if out["protocol"].get("recorded") else
-              "Command: `python experiments/transfer.py --stage report` (after search1 to search9 and select) ")
+              "Command: `python experiments/transfer.py --stage report` (after search1 to search10 and select) ")
              + f"on {out['protocol']['machine']}. Report archs were split off before any search and never "
              "used for a choice. Columns: "
              + "; ".join(f"{c}: {R[c][next(iter(R[c]))]['n']} archs" for c in COLUMNS if c in R)
@@ -442,7 +485,7 @@ def markdown(out) -> str:
     nb = out["nb201_choice"]
     lines += ["", "## zoo:nb201: every NB201-only search, and the products of the best 2, 3 and 4, on NB201 "
               "validation archs (the best mean τ over the three datasets is zoo:nb201; the setting of its (best) "
-              f"search, {nb['variant']}, gives the seeds of the 3-seed mean)", "",
+              f"search, {nb['variant']}, gives the seeds of one 3-seed mean)", "",
               "A product of the k best searches' formulas is one formula, Σ log|F| (ranked as the product of the "
               "members' non-negative scores); its members are the k best by mean validation τ whose validation "
               "scores are all ≥ 0 and whose pack is the best one's.", "",
@@ -457,6 +500,8 @@ def markdown(out) -> str:
               + ", ".join(f"{stage}'s (-{one_dataset_suffix(d)}) the same with a fitness on {DATASET_NAMES[d]} "
                           "accuracies alone"
                           for stage, d in ONE_DATASET.items())
+              + f"; search10's (-{WARM}) the same, warm-started from every earlier NB201-only search's formula "
+              "of its pack, with a fitness that is the mean over the three datasets"
               + " (the others search CIFAR-10 valid labels only). Validation τ is "
               "measured on the search cache (CIFAR-10-shaped nets) against each dataset's accuracies.", "",
               "| search | validation τ C10 | C100 | IN16 | mean | formula |", "|---|---|---|---|---|---|"]
@@ -467,6 +512,23 @@ def markdown(out) -> str:
         what = ("Σ log of " + ", ".join(members)) if members else f"`{nb['runs'][name]}`"
         lines.append(f"| {name}{mark} | {t['c10']:.3f} | {t['c100']:.3f} | {t['in16']:.3f} | {mean:.3f} "
                      f"| {what} |")
+    if nb.get("larger_products"):
+        lines += ["", "Larger products of the same ranking, on validation archs (an ablation, not candidates for "
+                  "zoo:nb201: its rule weighs k = 2 to 4):", "", "| k | validation τ C10 | C100 | IN16 | mean |",
+                  "|---|---|---|---|---|"]
+        for label, p in nb["larger_products"].items():
+            t = p["validation_tau"]
+            lines.append(f"| {len(p['members'])} | {t['c10']:.3f} | {t['c100']:.3f} | {t['in16']:.3f} | "
+                         f"{np.mean(list(t.values())):.3f} |")
+    if "seed_rules" in nb:
+        lines += ["", "zoo:nb201's rule on each seed's searches alone (zoo:nb201 is made of searches of several "
+                  "seeds: these three are the seeds of the Targets table's second 3-seed mean):", "",
+                  "| seed | its choice | validation τ C10 | C100 | IN16 | mean | members |",
+                  "|---|---|---|---|---|---|---|"]
+        for seed, r in nb["seed_rules"].items():
+            t = r["validation_tau"]
+            lines.append(f"| {seed} | {r['run']} | {t['c10']:.3f} | {t['c100']:.3f} | {t['in16']:.3f} | "
+                         f"{r['validation_mean_tau']:.3f} | {', '.join(r['members'])} |")
     saw = {"zoo:general": "zoo:general: " + (" + ".join(SPACE_NAMES.values()) if out.get("three_spaces")
                                              else "NB201 + NAS-Bench-Macro"),
            "only nb201": "NB201", "only macro": "NAS-Bench-Macro", "only darts": "DARTS",
@@ -529,7 +591,7 @@ def markdown(out) -> str:
     lines += ["", "Formulas:", ""] + [f"- {k} ({v['pack']}): `{v['formula']}`" for k, v in out["formulas"].items()]
     lines += ["", "Search wall seconds (cache building included where the run built it; each stage's searches ran "
               "side by side on the 2 cores, so a search alone takes less: search4's three ran beside search5's two, "
-              "five processes; search8's two then one, search9's three at once): "
+              "five processes; search8's two then one, search9's and search10's three at once): "
               f"{out['search_seconds']}",
               f"Report wall seconds: {out['report_seconds']}", ""]
     return "\n".join(lines)
@@ -570,14 +632,16 @@ def targets_lines(out) -> list:
               "AZ-NAS and VKDNW_agg measured by us on the same archs). zoo:nb201 and its seeds on every report arch "
               "of the column; the peers on the archs they were computed on, with zoo:nb201 re-measured there:", "",
               "| column (n) | zoo:nb201 τ (margin to 0.77) | ρ (margin to 0.93) | 3-seed mean τ ± std (its setting's "
-              "searches) | aznas τ | vkdnw_agg τ |",
-              "|---|---|---|---|---|---|"]
+              "searches) | 3-seed mean τ ± std (its rule on each seed's searches; margin to 0.75) | aznas τ | "
+              "vkdnw_agg τ |",
+              "|---|---|---|---|---|---|---|"]
     for c in ("nb201-c10", "nb201-c100", "nb201-in16"):
         if c not in R:
             continue
         every = out["formulas_on_all_drawn"][c]
         m = every["zoo:nb201"]
-        seeds = [m2["kendall"] for label, m2 in every.items() if label.startswith("nb201 seed ")]
+        seeds = [m2["kendall"] for label, m2 in every.items() if label.startswith(SEED_LABEL)]
+        rule_seeds = [m2["kendall"] for label, m2 in every.items() if label.startswith(RULE_SEED_LABEL)]
         peer = {b: (f"{R[c][b]['kendall']:.3f} on {R[c][b]['n']} (zoo:nb201 {R[c]['zoo:nb201']['kendall']:.3f})"
                     if b in R[c] else "not computed") for b in ("aznas", "vkdnw_agg")}
         sub = out.get("subset_baselines", {}).get(c)
@@ -587,6 +651,7 @@ def targets_lines(out) -> list:
         # four decimals for margins: a target met or missed by less than 0.0005 must not read as +0.000
         lines.append(f"| {c} ({m['n']}) | {m['kendall']:.4f} ({m['kendall'] - 0.77:+.4f}) | {m['spearman']:.4f} "
                      f"({m['spearman'] - 0.93:+.4f}) | {np.mean(seeds):.3f} ± {np.std(seeds):.3f} | "
+                     f"{np.mean(rule_seeds):.3f} ± {np.std(rule_seeds):.3f} ({np.mean(rule_seeds) - 0.75:+.4f}) | "
                      f"{peer['aznas']} | {peer['vkdnw_agg']} |")
     return lines
 
@@ -601,14 +666,20 @@ def nb201_origin(nb: dict) -> str:
     def labels(run):
         if f"-{ALL_DATASETS}-" in f"{run}-":
             return "CIFAR-10 valid, CIFAR-100 and ImageNet16-120 accuracies"
+        if f"-{WARM}-" in f"{run}-":
+            return ("CIFAR-10 valid, CIFAR-100 and ImageNet16-120 accuracies (their mean), warm-started from the "
+                    "earlier searches' formulas")
         one = [d for d in ONE_DATASET.values() if run.startswith(f"{one_dataset_setting(variant_of(run), d)}-")]
         return f"{DATASET_NAMES[one[0] if one else 'c10']} accuracies"
 
     members = nb.get("products", {}).get(nb["run"])
     if not members:
         return f"searched on NB201 {labels(nb['run'])}"
-    return (f"the product of the {len(members)} NB201-only searches with the best validation τ, searched on "
-            + "; ".join(f"{run}: {labels(run)}" for run in members))
+    runs_of: dict = {}
+    for run in members:
+        runs_of.setdefault(labels(run), []).append(run)
+    return (f"the product of the {len(members)} NB201-only searches with the best validation τ: "
+            + "; ".join(f"{', '.join(runs)} searched on {label}" for label, runs in runs_of.items()))
 
 
 def write_zoo(out) -> None:

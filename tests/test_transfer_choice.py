@@ -92,6 +92,37 @@ def test_a_search_run_since_the_recorded_report_enters_zoo_nb201s_choice_beside_
     assert nb["variant"] == setting and formulas[f"nb201 seed {nb['seeds'].index(new)}"][0] == new_formula
     assert nb["seeds"] == [n for n in transfer.nb201_runs(setting) if n in nb["runs"]]
     assert sum(k.startswith("nb201 seed") for k in formulas) == len(nb["seeds"])
+    # the rule again on each seed's searches alone: its members are that seed's, its formula scored by name
+    assert sorted(nb["seed_rules"]) == ["0", "1", "2"]
+    for seed, rule in nb["seed_rules"].items():
+        assert {transfer.seed_of(m) for m in rule["members"]} == {int(seed)}
+        assert formulas[f"nb201 rule on seed {seed}"] == (rule["formula"], rule["pack"])
+    assert nb["seed_rules"][str(transfer.seed_of(new))]["run"] == new  # the best of its seed's searches
+
+
+def test_the_rule_takes_a_product_only_when_its_mean_validation_tau_is_the_best(monkeypatch):
+    y = np.arange(40.0)
+    rng = np.random.default_rng(1)
+    errors = {n: rng.normal(0, 12, 40) for n in "abc"}  # independent errors: a product of them ranks better
+    scores = {n: y + e + 100 for n, e in errors.items()}
+    runs = {n: (f"sum_layers(l1(A{n}))", "transfer") for n in scores}
+    formula_of = {f: n for n, (f, _) in runs.items()}
+
+    def validation(key, formulas, columns):  # a product's scores: the product of its members'
+        out = {}
+        for label, (f, _) in formulas.items():
+            members = [n for g, n in formula_of.items() if g in f]
+            out[label] = np.prod([scores[n] for n in members], axis=0)
+        return out, {d: y for d in columns}
+
+    monkeypatch.setattr(transfer_report, "validation_scores", validation)
+    taus = transfer_report.taus_of(scores, {d: y for d in ("c10", "c100", "in16")})
+    ranked = sorted(taus, key=lambda n: -taus[n]["c10"])
+    rule = transfer_report.nb201_rule(ranked, runs, scores, taus)
+    assert rule["run"].startswith("product of the best") and rule["members"] == ranked[:len(rule["members"])]
+    assert rule["validation_mean_tau"] > max(taus[n]["c10"] for n in ranked)
+    alone = transfer_report.nb201_rule(ranked[:1], runs, scores, taus)  # one search: no product to weigh
+    assert (alone["run"], alone["members"], alone["formula"]) == (ranked[0], ranked[:1], runs[ranked[0]][0])
 
 
 def test_each_run_of_the_study_names_the_variant_it_was_searched_with():
@@ -100,3 +131,5 @@ def test_each_run_of_the_study_names_the_variant_it_was_searched_with():
     assert transfer.variant_of("vocab+net+size-only-nb201") == "vocab+net+size"
     assert transfer.variant_of("vocab+net+size+rel-all-spaces") == "vocab+net+size+rel"
     assert transfer.variant_of("vocab+size-xl-c100-only-nb201-s2") == "vocab+size"
+    assert [transfer.seed_of(n) for n in transfer.nb201_runs("vocab+size-xl-c100")] == [0, 1, 2]
+    assert transfer.seed_of("vocab+net+size+rel-all-spaces") == 0

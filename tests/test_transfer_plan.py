@@ -84,3 +84,29 @@ def test_a_setting_names_the_runs_that_left_each_space_out_and_its_joint_run():
         assert as_config(planned[name]).fitness.combine == "mean"
     # combine matters only for joint searches: such a variant adds no NB201-only candidate for zoo:nb201
     assert not any(s.startswith("vocab+net+size+mean") for s in transfer.nb201_settings())
+
+
+def test_search10_warm_starts_from_the_recorded_searches_of_its_pack_and_not_from_its_own(tmp_path, monkeypatch):
+    import json
+
+    from gpproxy.engine import Engine
+
+    runs = {"vocab+size-xl-only-nb201": "sum_layers(eff_rank(dW))",
+            "vocab+size-xl-in16-only-nb201-s1": "sum_layers(eig_entropy(dZ))",
+            "vocab+net+size-only-nb201": "add(sum_layers(eff_rank(dW)), jacov)",  # another pack
+            f"vocab+size-{transfer.WARM}-only-nb201": "sum_layers(frob(dW))"}  # search10's own
+    record = tmp_path / "transfer.json"
+    record.write_text(json.dumps({"nb201_choice": {"runs": runs}}))
+    monkeypatch.setattr(transfer, "RECORD", record)
+    plan = transfer.plan_search10("vocab+size")
+    names = transfer.nb201_runs(f"vocab+size-{transfer.WARM}")
+    assert list(plan) == names and f"vocab+size-{transfer.WARM}" in transfer.nb201_settings()
+    for seed, name in enumerate(names):
+        cfg = as_config(plan[name])
+        assert cfg.seed == seed and cfg.search.pack == "transfer" and cfg.fitness.combine == "mean"
+        assert cfg.search.seed_formulas == ["sum_layers(eig_entropy(dZ))", "sum_layers(eff_rank(dW))"]
+        assert (cfg.search.population, cfg.search.generations) == tuple(transfer.BUDGETS["xl"].values())
+        assert [t.target for t in cfg.tasks] == list(transfer.NB201_DATASETS.values())
+        assert cfg.tasks == as_config(transfer.plan_search4("vocab+size")[transfer.nb201_runs(
+            f"vocab+size-{transfer.ALL_DATASETS}")[seed]]).tasks  # search4's tasks: the same cache
+        assert len(Engine(cfg, tmp_path / name, log=lambda m: None).seed_formulas) == 2

@@ -74,3 +74,30 @@ def test_shipped_entries_parse_and_carry_their_report():
         assert {"nb201-c10", "nb201-c100", "nb201-in16", "macro", "darts"} <= set(e.measured)
         for column in e.measured.values():
             assert -1 <= column["kendall"] <= 1 and column["n"] >= 2
+
+
+def test_shipped_entries_export_to_modules_that_score_nb201_nets_as_the_engine_does(exact_cache, tmp_path):
+    """Each shipped entry whose pack reads per-layer statistics only (zoo:nb201's product of searches
+    among them) exports to a torch module equal to the engine on real NB201 nets."""
+    from gpproxy.cache import load_input
+    from gpproxy.export import export_formula
+    from gpproxy.formula import FormulaEval, parse_formula
+    from gpproxy.pack import load_pack
+    from gpproxy.statset import load_statset
+
+    cache, spec, archs = exact_cache
+    x, y, _ = load_input(spec)
+    checked = []
+    for name in zoo.names():
+        e = zoo.entry(f"zoo:{name}")
+        pack = load_pack(e.pack)
+        if pack.net_terminals:  # whole-network terms: the exact cache does not record them
+            continue
+        engine = FormulaEval(pack)(parse_formula(e.formula, pack), load_statset(cache, archs)).tolist()
+        module = import_file(export_formula(e.formula, tmp_path / f"{name}.py", pack_name=e.pack,
+                                            probe_cfg=spec.probe))
+        for arch, want in zip(archs, engine):
+            torch.manual_seed(spec.seed)
+            assert module.score(get_space("nb201").build(arch, 10), x, y) == pytest.approx(want, rel=1e-4), name
+        checked.append(name)
+    assert "nb201" in checked
