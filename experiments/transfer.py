@@ -29,7 +29,8 @@ Stages (each resumable: runs resume, caches complete, scores are stored):
 ``search10`` NB201 alone, seeds 0-2, search3's variant and largest budget, warm-started
              from every earlier NB201-only search's formula of its pack
              (search.seed_formulas), the fitness the mean over the three datasets:
-             more candidates for zoo:nb201 (same rule).
+             more candidates for zoo:nb201 (same rule). ``search11``: a second
+             round, seeded with search10's formulas too.
 ``search5``  leave-one-space-out at search3's variant and xl budget (the joint
              search and NAS-Bench-Macro alone; NB201 alone is search3's seed 0);
              run ``select`` again afterwards.
@@ -66,6 +67,7 @@ Stages (each resumable: runs resume, caches complete, scores are stored):
     .venv/bin/python experiments/transfer.py --stage search8 [--shard 0/3]
     .venv/bin/python experiments/transfer.py --stage search9 [--shard 0/3]
     .venv/bin/python experiments/transfer.py --stage search10 [--shard 0/3]
+    .venv/bin/python experiments/transfer.py --stage search11 [--shard 0/3]
     .venv/bin/python experiments/transfer.py --stage search6
     .venv/bin/python experiments/transfer.py --stage search7 [--shard 0/2]
     .venv/bin/python experiments/transfer.py --stage select
@@ -188,7 +190,7 @@ def nb201_settings() -> list:
     # a variant that changes only how a joint search combines its spaces repeats another's NB201-only search
     variants = [v for v in VARIANTS if "combine" not in VARIANTS[v]]
     return [*variants, *(f"{v}-{b}" for v in variants for b in BUDGETS),
-            *(f"{v}-{ALL_DATASETS}" for v in variants), *(f"{v}-{WARM}" for v in variants),
+            *(f"{v}-{ALL_DATASETS}" for v in variants), *(f"{v}-{w}" for w in WARM_ROUNDS.values() for v in variants),
             *(one_dataset_setting(v, d) for d in ONE_DATASET.values() for v in variants)]
 
 
@@ -265,29 +267,40 @@ def plan_one_dataset(variant: str, dataset: str) -> dict:
             for seed, name in enumerate(nb201_runs(one_dataset_setting(variant, dataset)))}
 
 
-WARM = "xl-warm"  # search10's setting suffix
+# warm-started rounds, in order: each round's first population holds the formulas of every NB201-only search
+# of its pack recorded before it (its own round and later ones excluded, so a round's plan stays fixed)
+WARM_ROUNDS = {"search10": "xl-warm", "search11": "xl-warm2"}
+WARM = WARM_ROUNDS["search10"]
 
 
-def warm_start_formulas(pack: str) -> list:
-    """search10's seed formulas: the formulas of every NB201-only search of ``pack`` that the last report
-    recorded, search10's own excepted (they are fixed once the searches before it have run)."""
+def warm_round_of(run: str) -> int | None:
+    """The index in WARM_ROUNDS of the warm round a run belongs to (None: not a warm round's run)."""
+    rounds = [i for i, suffix in enumerate(WARM_ROUNDS.values()) if f"-{suffix}-only-nb201" in run]
+    return rounds[0] if rounds else None
+
+
+def warm_start_formulas(pack: str, stage: str = "search10") -> list:
+    """A warm round's seed formulas: the formulas of every NB201-only search of ``pack`` that the last report
+    recorded, except the runs of this round and of later ones."""
+    here = list(WARM_ROUNDS).index(stage)
     runs = json.loads(RECORD.read_text())["nb201_choice"]["runs"]
-    return [f for name, f in sorted(runs.items())
-            if VARIANTS[variant_of(name)]["pack"] == pack and f"-{WARM}-only-nb201" not in name]
+    earlier = [name for name in sorted(runs) if warm_round_of(name) is None or warm_round_of(name) < here]
+    return [runs[name] for name in earlier if VARIANTS[variant_of(name)]["pack"] == pack]
 
 
-def plan_search10(variant: str) -> dict:
+def plan_warm(variant: str, stage: str = "search10") -> dict:
     """NB201 alone with search3's variant and largest budget, seeds 0-2, warm-started: the first population
     holds the formulas of every earlier NB201-only search of its pack (search.seed_formulas), and the fitness
     is the mean over NB201's three datasets (the quantity zoo:nb201's rule compares). Products of the best
     searches stopped gaining at four members, so more of the same members cannot close the
-    ImageNet16-120 gap; a search that recombines the members' subtrees may find better single formulas."""
+    ImageNet16-120 gap; a search that recombines the members' subtrees may find better single formulas.
+    search11 is a second round, seeded with search10's formulas too."""
     pack = VARIANTS[variant]["pack"]
     nb201 = task_of("nb201", pack)
     tasks = [{**nb201, "name": f"nb201-{d}", "target": t} for d, t in NB201_DATASETS.items()]
-    seeds = warm_start_formulas(pack)
+    seeds = warm_start_formulas(pack, stage)
     plan = {}
-    for seed, name in enumerate(nb201_runs(f"{variant}-{WARM}")):
+    for seed, name in enumerate(nb201_runs(f"{variant}-{WARM_ROUNDS[stage]}")):
         plan[name] = config(name, ["nb201"], variant, seed, tasks=tasks, seed_formulas=seeds, **BUDGETS["xl"])
         plan[name]["fitness"]["combine"] = "mean"
     return plan
@@ -507,7 +520,7 @@ def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--stage", required=True,
                     choices=("search1", "select", "search2", "search3", "search4", "search5", "search6",
-                             "search7", "search8", "search9", "search10", "baselines", "report"))
+                             "search7", "search8", "search9", *WARM_ROUNDS, "baselines", "report"))
     ap.add_argument("--baselines", nargs="*", default=None,
                     help="--stage baselines: which ones to compute into the score stores (default: all)")
     ap.add_argument("--columns", nargs="*", default=None, help="--stage baselines: which report columns")
@@ -535,9 +548,9 @@ def main() -> int:
     elif args.stage == "search7":
         run_plan({name: cfg for v in SEARCH7_VARIANTS for name, cfg in plan_search7(v).items()}, args.shard,
                  args.only)
-    elif args.stage in ("search3", "search4", "search5", "search10", *ONE_DATASET):
+    elif args.stage in ("search3", "search4", "search5", *WARM_ROUNDS, *ONE_DATASET):
         plans = {"search3": plan_search3, "search4": plan_search4, "search5": plan_search5,
-                 "search10": plan_search10,
+                 **{stage: partial(plan_warm, stage=stage) for stage in WARM_ROUNDS},
                  **{stage: partial(plan_one_dataset, dataset=d) for stage, d in ONE_DATASET.items()}}
         variant, means = best_nb201_variant()
         log("NB201-only seeds, mean validation tau: " + ", ".join(f"{v} {t:.3f}" for v, t in means.items())

@@ -19,9 +19,10 @@ import numpy as np
 
 from transfer import (ALL_DATASETS, BUDGETS, DATASET_NAMES, LEFT_OUT_RUN, LEFT_OUT_RUN_THREE, NB201_DATASETS,
                       NET_PACKS, ONE_DATASET, RECORD, RESULTS, RUNS, SEARCH, SEEDS, SELECTION, SPACES, THREE,
-                      VARIANTS, WARM, best_nb201_variant, cache_of, ensure_cache, finished, formula_scores, log, nb201_runs,
-                      nb201_settings, one_dataset_setting, one_dataset_suffix, parse_shard, seed_of, selected,
-                      setting_runs, space_splits, task_of, taus_of, validation_scores, variant_of)
+                      VARIANTS, WARM_ROUNDS, best_nb201_variant, cache_of, ensure_cache, finished, formula_scores,
+                      log, nb201_runs, nb201_settings, one_dataset_setting, one_dataset_suffix, parse_shard, seed_of,
+                      selected, setting_runs, space_splits, task_of, taus_of, validation_scores, variant_of,
+                      warm_round_of)
 
 ROOT = Path(__file__).resolve().parents[1]
 ZOO = ROOT / "gpproxy" / "zoo"
@@ -276,12 +277,13 @@ def nb201_rule(ranked: list, runs: dict, scores: dict, taus: dict) -> dict:
 def choose_nb201(recorded: dict | None = None) -> dict:
     """zoo:nb201, the best proxy on NB201: of every NB201-only search (each variant; seeds 1 and 2
     where search2 ran them; search3's longer ones; search4's on all three datasets; search8's on
-    ImageNet16-120, search9's on CIFAR-100; search10's warm-started) and of the products of the k best of them (PRODUCT_SIZES),
-    the formula with the best mean Kendall tau over NB201's three datasets on NB201 validation archs (the
-    targets are on each dataset). Its seeds, two ways: the seeds (0-2) of the setting of its (best) search,
-    and the rule itself applied to each seed's searches alone ("seed_rules": zoo:nb201 is made of searches
-    of several seeds, so this is the 3-seed spread of what made it). ``recorded``: {run: formula} for runs
-    whose directory is not here (as a report recorded them)."""
+    ImageNet16-120, search9's on CIFAR-100; search10's and search11's warm-started) and of the products of
+    the k best of them (PRODUCT_SIZES), the formula with the best mean Kendall tau over NB201's three
+    datasets on NB201 validation archs (the targets are on each dataset). Its seeds, two ways: the seeds
+    (0-2) of the setting of its (best) search, and the rule itself applied to each seed's searches alone
+    ("seed_rules": zoo:nb201 is made of searches of several seeds, so this is the 3-seed spread of what
+    made it). ``recorded``: {run: formula} for runs whose directory is not here (as a report recorded
+    them)."""
     recorded = recorded or {}
     names = [n for v in nb201_settings() for n in nb201_runs(v)]
     runs = {name: selected(name) if finished(name) else (recorded[name], VARIANTS[variant_of(name)]["pack"])
@@ -312,7 +314,7 @@ def choose_nb201(recorded: dict | None = None) -> dict:
             "formula": choice["formula"], "pack": choice["pack"],
             "rule": "of every NB201-only search (every variant, seeds 0-2 where run, search3's longer searches, "
                     "search4's on all three datasets, search8's on ImageNet16-120, search9's on CIFAR-100, search10's "
-                    "warm-started from the others) and the "
+                    "and search11's warm-started from the earlier ones) and the "
                     "products of the best 2, 3 and 4 of them, the formula with the best mean Kendall tau over "
                     "NB201 CIFAR-10 valid, CIFAR-100 and ImageNet16-120 on NB201 validation archs; 3-seed means: "
                     "over the seeds of the setting of its (best) search, and over the rule applied to each seed's "
@@ -458,11 +460,11 @@ def markdown(out) -> str:
     R = out["results"]
     lines = ["# Discovery for transfer: the report", "",
              ("Command: `python experiments/transfer.py --stage report --recorded` (the choices as transfer.json "
-              "recorded them after search1 to search10 and select; zoo:nb201 chosen again, by the same rule, when an "
+              "recorded them after search1 to search11 and select; zoo:nb201 chosen again, by the same rule, when an "
               "NB201-only search's run directory was new to the record or the record lacked the rule's per-seed "
               "choices and larger products) "
               if out["protocol"].get("recorded") else
-              "Command: `python experiments/transfer.py --stage report` (after search1 to search10 and select) ")
+              "Command: `python experiments/transfer.py --stage report` (after search1 to search11 and select) ")
              + f"on {out['protocol']['machine']}. Report archs were split off before any search and never "
              "used for a choice. Columns: "
              + "; ".join(f"{c}: {R[c][next(iter(R[c]))]['n']} archs" for c in COLUMNS if c in R)
@@ -500,8 +502,9 @@ def markdown(out) -> str:
               + ", ".join(f"{stage}'s (-{one_dataset_suffix(d)}) the same with a fitness on {DATASET_NAMES[d]} "
                           "accuracies alone"
                           for stage, d in ONE_DATASET.items())
-              + f"; search10's (-{WARM}) the same, warm-started from every earlier NB201-only search's formula "
-              "of its pack, with a fitness that is the mean over the three datasets"
+              + f"; search10's (-{WARM_ROUNDS['search10']}) the same, warm-started from every earlier NB201-only "
+              "search's formula of its pack, with a fitness that is the mean over the three datasets; "
+              f"search11's (-{WARM_ROUNDS['search11']}) a second such round, seeded with search10's formulas too"
               + " (the others search CIFAR-10 valid labels only). Validation τ is "
               "measured on the search cache (CIFAR-10-shaped nets) against each dataset's accuracies.", "",
               "| search | validation τ C10 | C100 | IN16 | mean | formula |", "|---|---|---|---|---|---|"]
@@ -591,7 +594,7 @@ def markdown(out) -> str:
     lines += ["", "Formulas:", ""] + [f"- {k} ({v['pack']}): `{v['formula']}`" for k, v in out["formulas"].items()]
     lines += ["", "Search wall seconds (cache building included where the run built it; each stage's searches ran "
               "side by side on the 2 cores, so a search alone takes less: search4's three ran beside search5's two, "
-              "five processes; search8's two then one, search9's and search10's three at once): "
+              "five processes; search8's two then one, search9's, search10's and search11's three at once): "
               f"{out['search_seconds']}",
               f"Report wall seconds: {out['report_seconds']}", ""]
     return "\n".join(lines)
@@ -666,7 +669,7 @@ def nb201_origin(nb: dict) -> str:
     def labels(run):
         if f"-{ALL_DATASETS}-" in f"{run}-":
             return "CIFAR-10 valid, CIFAR-100 and ImageNet16-120 accuracies"
-        if f"-{WARM}-" in f"{run}-":
+        if warm_round_of(run) is not None:
             return ("CIFAR-10 valid, CIFAR-100 and ImageNet16-120 accuracies (their mean), warm-started from the "
                     "earlier searches' formulas")
         one = [d for d in ONE_DATASET.values() if run.startswith(f"{one_dataset_setting(variant_of(run), d)}-")]

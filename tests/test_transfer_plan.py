@@ -86,27 +86,32 @@ def test_a_setting_names_the_runs_that_left_each_space_out_and_its_joint_run():
     assert not any(s.startswith("vocab+net+size+mean") for s in transfer.nb201_settings())
 
 
-def test_search10_warm_starts_from_the_recorded_searches_of_its_pack_and_not_from_its_own(tmp_path, monkeypatch):
+def test_warm_rounds_start_from_the_recorded_searches_of_their_pack_before_them(tmp_path, monkeypatch):
     import json
 
     from gpproxy.engine import Engine
 
+    first, second = (transfer.WARM_ROUNDS[s] for s in ("search10", "search11"))
     runs = {"vocab+size-xl-only-nb201": "sum_layers(eff_rank(dW))",
             "vocab+size-xl-in16-only-nb201-s1": "sum_layers(eig_entropy(dZ))",
             "vocab+net+size-only-nb201": "add(sum_layers(eff_rank(dW)), jacov)",  # another pack
-            f"vocab+size-{transfer.WARM}-only-nb201": "sum_layers(frob(dW))"}  # search10's own
+            f"vocab+size-{first}-only-nb201": "sum_layers(frob(dW))",  # search10's: seeds search11 only
+            f"vocab+size-{second}-only-nb201-s2": "sum_layers(l1(A))"}  # search11's: seeds neither
     record = tmp_path / "transfer.json"
     record.write_text(json.dumps({"nb201_choice": {"runs": runs}}))
     monkeypatch.setattr(transfer, "RECORD", record)
-    plan = transfer.plan_search10("vocab+size")
-    names = transfer.nb201_runs(f"vocab+size-{transfer.WARM}")
-    assert list(plan) == names and f"vocab+size-{transfer.WARM}" in transfer.nb201_settings()
-    for seed, name in enumerate(names):
-        cfg = as_config(plan[name])
-        assert cfg.seed == seed and cfg.search.pack == "transfer" and cfg.fitness.combine == "mean"
-        assert cfg.search.seed_formulas == ["sum_layers(eig_entropy(dZ))", "sum_layers(eff_rank(dW))"]
-        assert (cfg.search.population, cfg.search.generations) == tuple(transfer.BUDGETS["xl"].values())
-        assert [t.target for t in cfg.tasks] == list(transfer.NB201_DATASETS.values())
-        assert cfg.tasks == as_config(transfer.plan_search4("vocab+size")[transfer.nb201_runs(
-            f"vocab+size-{transfer.ALL_DATASETS}")[seed]]).tasks  # search4's tasks: the same cache
-        assert len(Engine(cfg, tmp_path / name, log=lambda m: None).seed_formulas) == 2
+    earlier = ["sum_layers(eig_entropy(dZ))", "sum_layers(eff_rank(dW))"]
+    for stage, seeds in (("search10", earlier), ("search11", earlier + ["sum_layers(frob(dW))"])):
+        plan = transfer.plan_warm("vocab+size", stage)
+        names = transfer.nb201_runs(f"vocab+size-{transfer.WARM_ROUNDS[stage]}")
+        assert list(plan) == names and f"vocab+size-{transfer.WARM_ROUNDS[stage]}" in transfer.nb201_settings()
+        for seed, name in enumerate(names):
+            cfg = as_config(plan[name])
+            assert cfg.seed == seed and cfg.search.pack == "transfer" and cfg.fitness.combine == "mean"
+            assert cfg.search.seed_formulas == seeds
+            assert (cfg.search.population, cfg.search.generations) == tuple(transfer.BUDGETS["xl"].values())
+            assert [t.target for t in cfg.tasks] == list(transfer.NB201_DATASETS.values())
+            assert cfg.tasks == as_config(transfer.plan_search4("vocab+size")[transfer.nb201_runs(
+                f"vocab+size-{transfer.ALL_DATASETS}")[seed]]).tasks  # search4's tasks: the same cache
+            assert len(Engine(cfg, tmp_path / name, log=lambda m: None).seed_formulas) == len(seeds)
+    assert [transfer.warm_round_of(n) for n in runs] == [None, None, None, 0, 1]
