@@ -34,6 +34,28 @@ def test_build_records_everything(tmp_path):
     assert layer["meta"]["params"] == 3 * 16 * 9  # the stem conv
 
 
+def test_cache_files_get_the_users_file_mode_and_a_rewrite_keeps_a_files_mode(tmp_path):
+    """Atomic writes go through mkstemp, whose file is 0600: without care every cache and run file would be
+    unreadable to the other users of a shared cache directory."""
+    import os
+    import stat
+
+    from gpproxy.fileio import atomic_write_text
+
+    mask = os.umask(0o022)
+    os.umask(mask)
+    expected = 0o666 & ~mask
+    build_cache(tmp_path / "c", SPEC, ARCHS[:2], log=quiet)
+    files = [f for f in (tmp_path / "c").rglob("*") if f.is_file()]
+    assert len(files) >= 5 and {stat.S_IMODE(f.stat().st_mode) for f in files} == {expected}
+    kept = tmp_path / "group.json"
+    kept.write_text("{}")
+    kept.chmod(0o640)
+    atomic_write_text(kept, "{}\n")
+    assert stat.S_IMODE(kept.stat().st_mode) == 0o640 and kept.read_text() == "{}\n"
+    assert not list(tmp_path.glob(".*.tmp"))
+
+
 def test_same_layer_shape_same_positions(tmp_path):
     """Two archs see their stem conv's output sampled at identical positions."""
     from gpproxy.probe import sample_positions
