@@ -94,8 +94,8 @@ def _write_ground_truth(path: Path, mapping, task: str) -> None:
 
 
 def score(proxy, archs=None, *, space=None, ground_truth=None, benchmark=None, dataset=None, target=None,
-          batch: int = 64, seed: int = 0, input: str = "noise", pack: str = "default",
-          cache_dir="caches/score", scores=None, log=None):
+          batch: int | None = None, seed: int = 0, input: str = "noise", pack: str = "default",
+          resolution: int | None = None, cache_dir="caches/score", scores=None, log=None):
     """Score a proxy on archs of any space; correlate with ground truth when given.
 
     ``proxy``: a baseline name, a formula string of ``pack`` or an exported
@@ -105,11 +105,15 @@ def score(proxy, archs=None, *, space=None, ground_truth=None, benchmark=None, d
     ``ground_truth``: ``{arch: accuracy}``, or ``benchmark``: a spec as
     ``gpproxy score --benchmark`` takes. ``scores``: a NAS-Bench-Suite-Zero
     style JSON file to keep and reuse per-arch scores (default: in memory).
+    ``batch`` and ``resolution`` (the nets' input size): a zoo entry's own
+    protocol where None, else 64 and each dataset's own size.
     Returns :class:`gpproxy.scoring.Scores` (``.values``, ``.kendall``, ``.report``).
     """
     from .scoring import Protocol, score_proxy
+    from .zoo import scoring_protocol
 
-    protocol = Protocol(space=space, batch=batch, seed=seed, input=input, pack=pack)
+    batch, resolution = scoring_protocol(proxy if isinstance(proxy, str) else None, batch, resolution)
+    protocol = Protocol(space=space, batch=batch, seed=seed, input=input, pack=pack, resolution=resolution)
     return score_proxy(proxy, archs, ground_truth=ground_truth, benchmark=benchmark, dataset=dataset,
                        target=target, protocol=protocol, scores_path=scores, cache_root=cache_dir,
                        log=log or (lambda m: None))

@@ -215,8 +215,8 @@ def _common_arguments(p, archs: str, trials: int) -> None:
     p.add_argument("--seed", type=int, default=0, help="init seed of every net and minibatch seed")
     p.add_argument("--input", default="noise", help="noise | cifar10:DIR | cifar100:DIR | npz:FILE[:KEY]")
     p.add_argument("--resolution", type=int, default=None,
-                   help="input side in pixels (default: each dataset's: 32 CIFAR/NDS, 16 ImageNet16-120, "
-                        "224 NDS _in, 256 TNB101)")
+                   help="input side in pixels (default: a zoo entry's own, else each dataset's: 32 CIFAR/NDS, "
+                        "16 ImageNet16-120, 224 NDS _in, 256 TNB101)")
     p.add_argument("--space", default=None, help="search space (default: the benchmark's; if given, must match it)")
     p.add_argument("--pack", default="default", help="primitive pack of formula proxies")
     p.add_argument("--cache-dir", default="caches/score", help="statistics caches of formula proxies")
@@ -262,14 +262,12 @@ def _setup(args):
         import torch
 
         torch.set_num_threads(args.threads)
-    batch = args.batch
-    if batch is None:  # score a zoo entry under the protocol it was measured with
-        from . import zoo
+    from .zoo import scoring_protocol
 
-        proxy = getattr(args, "proxy", None)
-        batch = int(zoo.entry(proxy).protocol.get("batch", 64)) if zoo.is_zoo(proxy) else 64
+    # a zoo entry is scored under the protocol it was measured with, unless told otherwise
+    batch, resolution = scoring_protocol(getattr(args, "proxy", None), args.batch, args.resolution)
     return Protocol(space=args.space, batch=batch, seed=args.seed, input=args.input, pack=args.pack,
-                    per_arch_seed=args.per_arch_seed, resolution=args.resolution)
+                    per_arch_seed=args.per_arch_seed, resolution=resolution)
 
 
 def cmd_score(args) -> int:

@@ -99,6 +99,7 @@ class Provenance:
     correlation: str = ""
     fitness: float | None = None
     heldout: tuple = field(default_factory=tuple)  # HeldOut rows
+    protocol: str = ""  # the minibatch the held-out numbers were measured with, in words
 
     def render(self) -> str:
         if self.run is None:
@@ -106,6 +107,8 @@ class Provenance:
         fitness = (f", search fitness ({safe_text(self.correlation)}) {_num(self.fitness)}"
                    if self.fitness is not None else "")
         lines = [f"Provenance: found by gpproxy run {safe_text(self.run)} (config {safe_text(self.config)}){fitness}."]
+        if self.protocol:
+            lines.append(f"Measured with {safe_text(self.protocol)}.")
         if not self.heldout:
             lines.append("No held-out result recorded.")
         for h in self.heldout:
@@ -584,7 +587,11 @@ def export_zoo(name: str, output, export_name: str | None = None) -> Path:
     e = zoo.entry(name)
     rows = tuple(HeldOut(column, "report archs of experiments/transfer.py", "accuracy", m["kendall"],
                          m["spearman"], m.get("n")) for column, m in e.measured.items())
-    provenance = Provenance(run=e.label, config=e.source, correlation="kendall", heldout=rows)
+    p = e.protocol
+    words = f"batch {p.get('batch', '?')}, {p.get('input', '?')} input, init seed {p.get('seed', 0)}, " + (
+        f"{int(p['resolution'])}x{int(p['resolution'])} inputs on every dataset" if p.get("resolution") is not None
+        else "each dataset at its own input size")
+    provenance = Provenance(run=e.label, config=e.source, correlation="kendall", heldout=rows, protocol=words)
     cfg = ProbeConfig(sample_seed=int(e.protocol.get("seed", 0)))
     return export_formula(e.formula, output, e.pack, probe_cfg=cfg, provenance=provenance, name=export_name)
 

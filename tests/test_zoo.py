@@ -61,6 +61,47 @@ def test_export_zoo_entry_writes_its_measurements(fake_zoo, tmp_path, capsys):
     assert "zoo entry exports on its own" in capsys.readouterr().err
 
 
+def test_a_zoo_entry_is_scored_under_its_own_protocol_unless_told_otherwise(fake_zoo, tmp_path):
+    """Batch and input size: given ones win; else the entry's (resolution: each dataset's own where it has none);
+    else batch 64. The exported module says which minibatch its numbers were measured with."""
+    from gpproxy.cli import main
+
+    wide = json.loads((fake_zoo / "tiny.json").read_text())
+    wide.update(name="wide", protocol={"batch": 8, "input": "noise", "seed": 0, "resolution": 24})
+    (fake_zoo / "wide.json").write_text(json.dumps(wide))
+    assert zoo.scoring_protocol("zoo:wide") == (8, 24)
+    assert zoo.scoring_protocol("zoo:wide", batch=4, resolution=16) == (4, 16)
+    assert zoo.scoring_protocol("zoo:tiny") == (4, None)
+    assert zoo.scoring_protocol("sum_layers(frob(dW))") == zoo.scoring_protocol(None) == (64, None)
+    assert zoo.scoring_protocol("synflow", resolution=40) == (64, 40)
+    for name, words in (("wide", "batch 8, noise input, init seed 0, 24x24 inputs on every dataset"),
+                        ("tiny", "batch 4, noise input, init seed 0, each dataset at its own input size")):
+        out = tmp_path / f"{name}_proxy.py"
+        assert main(["export", f"zoo:{name}", "-o", str(out)]) == 0
+        assert f"Measured with {words}." in " ".join(out.read_text().split())
+
+
+def test_the_cli_and_the_api_score_a_zoo_entry_at_its_input_size(fake_zoo, tmp_path, capsys):
+    from gpproxy import api
+    from gpproxy.cli import main
+    from gpproxy.spaces import nb201
+
+    wide = json.loads((fake_zoo / "tiny.json").read_text())
+    wide.update(name="wide", protocol={"batch": 4, "input": "noise", "seed": 0, "resolution": 24})
+    (fake_zoo / "wide.json").write_text(json.dumps(wide))
+    archs = [nb201.format_arch(nb201.index_to_arch(i)) for i in (7, 5000, 9000)]
+    table = tmp_path / "nb201.csv"
+    table.write_text("nb201_index,arch_str,cifar10valid_valid\n" + "".join(
+        f"{nb201.arch_to_index(nb201.parse_arch(a))},{a},{80.0 + i}\n" for i, a in enumerate(archs)))
+    assert main(["score", "zoo:wide", "--benchmark", str(table), "--json", "--cache-dir", str(tmp_path / "c")]) == 0
+    rep = json.loads(capsys.readouterr().out)
+    assert (rep["resolution"], rep["protocol"]["batch"]) == (24, 4)
+    truth = {a: 80.0 + i for i, a in enumerate(archs)}
+    at24 = api.score("zoo:wide", archs, ground_truth=truth, space="nb201", cache_dir=tmp_path / "c")
+    at32 = api.score("zoo:wide", archs, ground_truth=truth, space="nb201", resolution=32, cache_dir=tmp_path / "c")
+    assert at24.values.tolist() != at32.values.tolist()  # 24x24 nets, not each dataset's own 32x32
+
+
 def test_shipped_entries_parse_and_carry_their_report():
     """zoo:nb201 and zoo:general exist, parse in their packs and hold the report's columns."""
     from gpproxy.formula import parse_formula
@@ -70,7 +111,9 @@ def test_shipped_entries_parse_and_carry_their_report():
     for name in ("general", "nb201"):
         e = zoo.entry(f"zoo:{name}")
         assert str(parse_formula(e.formula, load_pack(e.pack))) == e.formula
-        assert e.protocol == {"batch": 16, "input": "noise", "seed": 0}
+        assert {k: e.protocol[k] for k in ("batch", "input", "seed")} == {"batch": 16, "input": "noise", "seed": 0}
+        assert set(e.protocol) <= {"batch", "input", "seed", "resolution"}
+        assert isinstance(e.protocol.get("resolution", 32), int)
         assert {"nb201-c10", "nb201-c100", "nb201-in16", "macro", "darts"} <= set(e.measured)
         for column in e.measured.values():
             assert -1 <= column["kendall"] <= 1 and column["n"] >= 2

@@ -25,7 +25,9 @@ class ZooEntry:
     formula: str
     pack: str
     use: str
-    protocol: dict = field(default_factory=dict)  # batch, input, seed of the statistics it was measured with
+    # batch, input, seed of the statistics it was measured with; resolution: the nets' input size, where it is
+    # not each dataset's own
+    protocol: dict = field(default_factory=dict)
     measured: dict = field(default_factory=dict)  # report column -> {kendall, spearman, ndcg, ..., n}
     source: str = ""
 
@@ -55,3 +57,18 @@ def entry(text: str) -> ZooEntry:
                         source=data.get("source", ""))
     except (OSError, ValueError, KeyError, TypeError) as e:
         raise GpproxyError(f"zoo entry {name}: unreadable ({type(e).__name__}: {e})") from None
+
+
+DEFAULT_BATCH = 64  # a proxy that is not a zoo entry: NASLib's and most papers' minibatch
+
+
+def scoring_protocol(proxy, batch: int | None = None, resolution: int | None = None) -> tuple:
+    """(batch, resolution) to score ``proxy`` with: the given ones; where None, a zoo entry's own protocol (the
+    one its tables were measured under), else batch 64 and each dataset's own input size (resolution None)."""
+    own = entry(proxy).protocol if is_zoo(proxy) else {}
+    if batch is None:
+        batch = int(own.get("batch", DEFAULT_BATCH))
+    if resolution is None and own.get("resolution") is not None:
+        resolution = int(own["resolution"])
+    return batch, resolution
+
