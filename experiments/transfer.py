@@ -47,8 +47,10 @@ Stages (each resumable: runs resume, caches complete, scores are stored):
              column's archs: a store merges their saves); the report uses the
              prefix of each column's archs that is complete.
 ``report``   every formula and every baseline on the REPORT archs of every space
-             (NB201 CIFAR-10 valid / CIFAR-100 / ImageNet16-120, NAS-Bench-Macro,
-             DARTS, and NB101, which no search saw): Kendall tau, Spearman rho,
+             (NB201 CIFAR-10 valid / CIFAR-100 / ImageNet16-120, the last at its own
+             16x16 input and at 32x32, NAS-Bench-Macro, DARTS, and NB101, which no
+             search saw; zoo:nb201's input size is chosen on validation archs,
+             transfer_report.nb201_resolution): Kendall tau, Spearman rho,
              nDCG (VKDNW's definition), top-10% precision, tau within #params
              deciles. Writes experiments/results/transfer.{json,md} and the zoo
              entries gpproxy/zoo/*.json.

@@ -36,6 +36,7 @@ COLUMN_BASELINES = {
     "nb201-c10": CLASSIC_SET + ("aznas", "vkdnw_agg", "vkdnw_single"),  # vkdnw_single: a component of vkdnw_agg
     "nb201-c100": CLASSIC_SET + ("aznas",),
     "nb201-in16": CLASSIC_SET + ("aznas",),
+    "nb201-in16-32px": CLASSIC_SET + ("aznas",),
     "macro": CLASSIC_SET,
     "darts": CLASSIC_SET,
     "nb101": ("params", "flops", "synflow", "nwot"),
@@ -52,13 +53,15 @@ PREVIOUS_GENERAL = "previous zoo:general (vocab+net+size, NB201 + NAS-Bench-Macr
 PREVIOUS_GENERAL_FORMULA = ("sum_layers(square(eff_rank(dW)))", "network")
 # Baselines need a network pass per arch (1-10 s each on this CPU): they are
 # computed on this many report archs per column (the first of the fixed draw).
-BASELINE_ARCHS = {"nb201-c10": 1000, "nb201-c100": 3000, "nb201-in16": 3000, "macro": 150, "darts": 80, "nb101": 60}
+BASELINE_ARCHS = {"nb201-c10": 1000, "nb201-c100": 3000, "nb201-in16": 3000, "nb201-in16-32px": 1000, "macro": 150,
+                  "darts": 80, "nb101": 60}
 # VKDNW needs one backward pass per class (18 s per arch on CIFAR-100, 8 s on ImageNet16-120 here):
 # on these columns `--stage baselines` computes it arch by arch up to n, and the report takes the prefix
 # that is complete, in a block of its own beside AZ-NAS and the formulas on the same archs
 # (population-level scores ranked among them).
 SUBSET_BASELINES = {"nb201-c100": (("vkdnw_agg", "vkdnw_single"), 3000),
-                    "nb201-in16": (("vkdnw_agg", "vkdnw_single"), 3000)}
+                    "nb201-in16": (("vkdnw_agg", "vkdnw_single"), 3000),
+                    "nb201-in16-32px": (("vkdnw_agg", "vkdnw_single"), 300)}  # ~5 s per arch at 32x32
 NB101_REPORT_ARCHS = 150  # its cache costs ~4 s per arch here: the first 150 of its report archs
 # The same minibatch as the formulas' statistics (batch 16, Gaussian noise, seed 0):
 # side by side on one input. experiments/verify_peers.py measures AZ-NAS and VKDNW
@@ -73,14 +76,54 @@ PUBLISHED = {  # not our measurements: the authors' numbers on all 15,625 NB201 
 }
 
 
+# NB201's report columns: (name, dataset, accuracy column, its nets' input resolution; None: the dataset's own).
+# ImageNet16-120 twice: at its own 16x16 and at 32x32, the other columns' (and the search caches') input size,
+# which the noise minibatch of a fully convolutional net allows; zoo:nb201's protocol is the one of the two its
+# validation archs rank best (nb201_resolution).
+NB201_COLUMNS = (("nb201-c10", "cifar10", "cifar10valid_valid", None),
+                 ("nb201-c100", "cifar100", "cifar100_test", None),
+                 ("nb201-in16", "imagenet16_120", "imagenet16_120_test", None),
+                 ("nb201-in16-32px", "imagenet16_120", "imagenet16_120_test", 32))
+NB201_RESOLUTIONS = (None, 32)  # zoo:nb201's input resolution: each dataset's own, or 32x32 for all
+
+
+def nb201_columns(resolution="column") -> list:
+    """[(name, dataset, accuracy column, cache spec)] of NB201's report columns: nets of the dataset's classes at
+    each column's input resolution (``resolution``: at that one instead, None for each dataset's own; one entry
+    per dataset)."""
+    from gpproxy.config import TaskConfig
+    from gpproxy.spaces import get_space
+    from gpproxy.tasks import cache_spec
+
+    spec10 = cache_spec(TaskConfig(**task_of("nb201")))  # the search cache's spec, built or not
+    datasets = get_space("nb201").datasets()
+    out, seen = [], set()
+    for name, ds, column, res in NB201_COLUMNS:
+        if resolution != "column":
+            if ds in seen:
+                continue
+            res = resolution
+        seen.add(ds)
+        d = datasets[ds]
+        out.append((name, ds, column, replace(spec10, num_classes=d.num_classes, resolution=res or d.resolution)))
+    return out
+
+
+def build_nb201_cache(cache: str, spec, archs: list, packs, what: str) -> None:
+    """Build ``cache`` (and its "-net" twin where a pack of ``packs`` has whole-network terms) for ``archs``."""
+    from gpproxy.cache import build_cache
+
+    for net in dict.fromkeys(p in NET_PACKS for p in packs):
+        root = cache_of("nb201", "network" if net else "default", cache)
+        log(f"cache {root}: {len(archs)} {what} archs")
+        build_cache(root, replace(spec, probe=replace(spec.probe, net_terms=net)), archs, jobs=2)
+
+
 def targets(n_nb201: int, build: bool = True, packs=("default",), columns=None) -> dict:
     """name -> (space key, dataset, archs, accuracies, formula cache) of every report column (or of
     ``columns``); ``build`` builds the caches formulas of ``packs`` read (a "-net" twin for
     whole-network terms)."""
-    from gpproxy.cache import build_cache
-    from gpproxy.config import TaskConfig
     from gpproxy.spaces import get_space
-    from gpproxy.tasks import cache_spec
 
     out = {}
     bench, parts, acc = space_splits("nb201")
@@ -91,18 +134,12 @@ def targets(n_nb201: int, build: bool = True, packs=("default",), columns=None) 
     canon = get_space("nb201").canonical
     index = {canon(a): i for i, a in enumerate(bench.archs)}
     rows = [index[a] for a in archs]
-    spec10 = cache_spec(TaskConfig(**task_of("nb201")))  # the search cache's spec, built or not
-    for name, ds, column, spec in (("nb201-c10", "cifar10", "cifar10valid_valid", spec10),
-                                   ("nb201-c100", "cifar100", "cifar100_test", replace(spec10, num_classes=100)),
-                                   ("nb201-in16", "imagenet16_120", "imagenet16_120_test",
-                                    replace(spec10, num_classes=120, resolution=16))):
+    for name, ds, column, spec in nb201_columns():
         if columns is not None and name not in columns:
             continue
         cache = f"caches/transfer-{name}-report"  # apart from the search cache, which searches hold
-        for net in dict.fromkeys(p in NET_PACKS for p in packs) if build else ():
-            root = cache_of("nb201", "network" if net else "default", cache)
-            log(f"cache {root}: {len(archs)} report archs")
-            build_cache(root, replace(spec, probe=replace(spec.probe, net_terms=net)), archs, jobs=2)
+        if build:
+            build_nb201_cache(cache, spec, archs, packs, "report")
         out[name] = ("nb201", ds, archs, bench.accuracy(column)[rows], cache)
     for key in ("macro", "darts", "nb101"):
         if columns is not None and key not in columns:
@@ -145,7 +182,8 @@ def column_store(col: str, key: str, ds_name: str):
     from gpproxy.spaces import get_space
 
     space = SPACES[key].space
-    protocol = Protocol(space=space, batch=BASELINE_BATCH, seed=0, input=BASELINE_INPUT)
+    resolution = next((r for name, _, _, r in NB201_COLUMNS if name == col), None)
+    protocol = Protocol(space=space, batch=BASELINE_BATCH, seed=0, input=BASELINE_INPUT, resolution=resolution)
     store = ScoreStore(RESULTS / f"transfer_{col}.scores.json.gz", protocol)  # gzip: a column is ~2 MB of JSON
     return protocol, get_space(space).datasets()[ds_name], store
 
@@ -312,6 +350,7 @@ def choose_nb201(recorded: dict | None = None) -> dict:
             "variant": variant, "seeds": seeds, "seed_rules": seed_rules,
             "larger_products": {k: {"members": m, "validation_tau": larger_tau[k]} for k, (_, _, m) in larger.items()},
             "formula": choice["formula"], "pack": choice["pack"],
+            "resolution": nb201_resolution(choice["formula"], choice["pack"]),
             "rule": "of every NB201-only search (every variant, seeds 0-2 where run, search3's longer searches, "
                     "search4's on all three datasets, search8's on ImageNet16-120, search9's on CIFAR-100, search10's "
                     "and search11's warm-started from the earlier ones) and the "
@@ -319,6 +358,43 @@ def choose_nb201(recorded: dict | None = None) -> dict:
                     "NB201 CIFAR-10 valid, CIFAR-100 and ImageNet16-120 on NB201 validation archs; 3-seed means: "
                     "over the seeds of the setting of its (best) search, and over the rule applied to each seed's "
                     "searches alone"}
+
+
+def resolution_label(resolution) -> str:
+    return "own" if resolution is None else f"{resolution}px"
+
+
+def nb201_resolution(formula: str, pack: str) -> dict:
+    """zoo:nb201's input resolution, of NB201_RESOLUTIONS: the one at which ``formula`` ranks NB201's validation archs
+    best, by the mean Kendall tau over the three datasets, each scored on nets of its dataset's classes at that
+    input size (validation caches of those nets; CIFAR-10's at 32x32 is the search cache). Returns {"chosen":
+    the resolution (None: each dataset's own), "validation_tau": {resolution_label: {dataset: tau}}, "rule"}."""
+    from gpproxy.spaces import get_space
+
+    bench, parts, _ = space_splits("nb201")
+    archs = parts["validation"][:SPACES["nb201"].selection_archs]
+    canon = get_space("nb201").canonical
+    index = {canon(a): i for i, a in enumerate(bench.archs)}
+    rows = [index[a] for a in archs]
+    dataset_of = {column: d for d, column in NB201_DATASETS.items()}
+    search_spec = nb201_columns(None)[0][3]  # CIFAR-10's nets at 32x32: the search cache's spec
+    taus, memo = {}, {}
+    for res in NB201_RESOLUTIONS:
+        t = {}
+        for _, _, column, spec in nb201_columns(res):
+            if spec not in memo:
+                cache = (SPACES["nb201"].cache if spec == search_spec else
+                         f"caches/transfer-nb201-validation-{spec.num_classes}c-{spec.resolution}px")
+                build_nb201_cache(cache, spec, archs, (pack,), "validation")
+                memo[spec] = formula_scores("nb201", "validation", {"f": (formula, pack)}, cache=cache,
+                                            archs=archs)["f"]
+            t[dataset_of[column]] = taus_of({"f": memo[spec]}, {"y": bench.accuracy(column)[rows]})["f"]["y"]
+        taus[resolution_label(res)] = t
+    mean = {r: float(np.mean(list(taus[resolution_label(r)].values()))) for r in NB201_RESOLUTIONS}
+    return {"chosen": max(NB201_RESOLUTIONS, key=lambda r: mean[r]), "validation_tau": taus,
+            "rule": "of each dataset's own input size and 32x32 for all, the one with the best mean Kendall tau over "
+                    "NB201 CIFAR-10 valid, CIFAR-100 and ImageNet16-120 on NB201 validation archs, each scored on "
+                    "nets of its dataset's classes at that size (the dataset's own on a tie)"}
 
 
 def chosen_formulas() -> tuple:
@@ -375,6 +451,8 @@ def recorded_formulas() -> tuple:
         formulas["zoo:nb201"] = (nb["formula"], nb["pack"])
         formulas = {k: v for k, v in formulas.items() if not is_seed_label(k)}
         formulas.update(nb201_seed_formulas(nb))
+    if "resolution" not in nb:  # a record from before the input size was chosen: choose it (validation archs)
+        nb = {**nb, "resolution": nb201_resolution(nb["formula"], nb["pack"])}
     return prev["selection"], nb, formulas, {**prev["search_seconds"], **search_seconds()}
 
 
@@ -453,7 +531,7 @@ def protocol_text(args, chosen) -> dict:
 
 
 SPACE_NAMES = {"nb201": "NB201", "macro": "NAS-Bench-Macro", "darts": "DARTS"}
-COLUMNS = ("nb201-c10", "nb201-c100", "nb201-in16", "macro", "darts", "nb101")
+COLUMNS = tuple(c for c, *_ in NB201_COLUMNS) + ("macro", "darts", "nb101")
 
 
 def markdown(out) -> str:
@@ -462,7 +540,8 @@ def markdown(out) -> str:
              ("Command: `python experiments/transfer.py --stage report --recorded` (the choices as transfer.json "
               "recorded them after search1 to search11 and select; zoo:nb201 chosen again, by the same rule, when an "
               "NB201-only search's run directory was new to the record or the record lacked the rule's per-seed "
-              "choices and larger products) "
+              "choices and larger products; its input size chosen, on validation archs, when the record lacked "
+              "it) "
               if out["protocol"].get("recorded") else
               "Command: `python experiments/transfer.py --stage report` (after search1 to search11 and select) ")
              + f"on {out['protocol']['machine']}. Report archs were split off before any search and never "
@@ -532,6 +611,18 @@ def markdown(out) -> str:
             t = r["validation_tau"]
             lines.append(f"| {seed} | {r['run']} | {t['c10']:.3f} | {t['c100']:.3f} | {t['in16']:.3f} | "
                          f"{r['validation_mean_tau']:.3f} | {', '.join(r['members'])} |")
+    if "resolution" in nb:
+        r = nb["resolution"]
+        lines += ["", "zoo:nb201's input resolution (its protocol; chosen after the formula, on validation archs): "
+                  + r["rule"] + ". The search caches hold CIFAR-10's nets at 32x32; the minibatch is Gaussian noise, "
+                  "and NB201's nets are fully convolutional up to a global pooling, so any input size runs.", "",
+                  "| input size | validation τ C10 | C100 | IN16 | mean |", "|---|---|---|---|---|"]
+        for res in NB201_RESOLUTIONS:
+            t = r["validation_tau"][resolution_label(res)]
+            mark = " (chosen)" if res == r["chosen"] else ""
+            size = "each dataset's own (IN16: 16x16)" if res is None else f"{res}x{res} for all"
+            lines.append(f"| {size}{mark} | {t['c10']:.3f} | {t['c100']:.3f} | {t['in16']:.3f} | "
+                         f"{np.mean(list(t.values())):.3f} |")
     saw = {"zoo:general": "zoo:general: " + (" + ".join(SPACE_NAMES.values()) if out.get("three_spaces")
                                              else "NB201 + NAS-Bench-Macro"),
            "only nb201": "NB201", "only macro": "NAS-Bench-Macro", "only darts": "DARTS",
@@ -633,14 +724,18 @@ def targets_lines(out) -> list:
                      f"| {tau - rivals[best]:+.3f} |")
     lines += ["", "NB201 (zoo:nb201; target τ ≥ 0.77 and ρ ≥ 0.93 on each dataset, 3-seed mean τ ≥ 0.75, above "
               "AZ-NAS and VKDNW_agg measured by us on the same archs). zoo:nb201 and its seeds on every report arch "
-              "of the column; the peers on the archs they were computed on, with zoo:nb201 re-measured there:", "",
+              "of the column; the peers on the archs they were computed on, with zoo:nb201 re-measured there. Each "
+              "column's formulas and baselines see the same nets and minibatch; the rows marked zoo:nb201's protocol "
+              "are at the input size chosen for it on validation archs:", "",
               "| column (n) | zoo:nb201 τ (margin to 0.77) | ρ (margin to 0.93) | 3-seed mean τ ± std (its setting's "
               "searches) | 3-seed mean τ ± std (its rule on each seed's searches; margin to 0.75) | aznas τ | "
               "vkdnw_agg τ |",
               "|---|---|---|---|---|---|---|"]
-    for c in ("nb201-c10", "nb201-c100", "nb201-in16"):
+    chosen = out["nb201_choice"].get("resolution", {}).get("chosen")
+    for c, *_ in NB201_COLUMNS:
         if c not in R:
             continue
+        mark = " (zoo:nb201's protocol)" if c in protocol_columns(chosen) else ""
         every = out["formulas_on_all_drawn"][c]
         m = every["zoo:nb201"]
         seeds = [m2["kendall"] for label, m2 in every.items() if label.startswith(SEED_LABEL)]
@@ -652,11 +747,21 @@ def targets_lines(out) -> list:
             peer["vkdnw_agg"] = (f"{sub['vkdnw_agg']['kendall']:.3f} on the first {sub['vkdnw_agg']['n']} "
                                  f"(zoo:nb201 {sub['zoo:nb201']['kendall']:.3f}, aznas {sub['aznas']['kendall']:.3f})")
         # four decimals for margins: a target met or missed by less than 0.0005 must not read as +0.000
-        lines.append(f"| {c} ({m['n']}) | {m['kendall']:.4f} ({m['kendall'] - 0.77:+.4f}) | {m['spearman']:.4f} "
+        lines.append(f"| {c}{mark} ({m['n']}) | {m['kendall']:.4f} ({m['kendall'] - 0.77:+.4f}) | {m['spearman']:.4f} "
                      f"({m['spearman'] - 0.93:+.4f}) | {np.mean(seeds):.3f} ± {np.std(seeds):.3f} | "
                      f"{np.mean(rule_seeds):.3f} ± {np.std(rule_seeds):.3f} ({np.mean(rule_seeds) - 0.75:+.4f}) | "
                      f"{peer['aznas']} | {peer['vkdnw_agg']} |")
     return lines
+
+
+def protocol_columns(resolution) -> set:
+    """NB201's report columns measured at the input size ``resolution`` (None: each dataset's own): one per
+    dataset, the column at that size, else the dataset's own-size column."""
+    out = set()
+    for ds in dict.fromkeys(d for _, d, _, _ in NB201_COLUMNS):
+        cols = {r: c for c, d, _, r in NB201_COLUMNS if d == ds}
+        out.add(cols.get(resolution, cols[None]))
+    return out
 
 
 def _cell(R, c, label):
@@ -702,8 +807,11 @@ def write_zoo(out) -> None:
                                       "two-space leave-one-space-out; DARTS and NB101 were not in its search")
     for name, (label, use) in entries.items():
         f = out["formulas"][label]
-        entry = {"name": name, "formula": f["formula"], "pack": f["pack"], "use": use,
-                 "protocol": {"batch": 16, "input": "noise", "seed": 0},
+        protocol = {"batch": 16, "input": "noise", "seed": 0}
+        res = out["nb201_choice"].get("resolution", {}).get("chosen") if name == "nb201" else None
+        if res is not None:  # zoo:nb201's chosen input size (nb201_resolution); the others: each dataset's own
+            protocol["resolution"] = res
+        entry = {"name": name, "formula": f["formula"], "pack": f["pack"], "use": use, "protocol": protocol,
                  # NB201: on all drawn report archs (the baselines' side-by-side subset is smaller)
                  "measured": {c: {k: out["formulas_on_all_drawn"].get(c, R[c])[label][k]
                                   for k in ("kendall", "spearman", "ndcg", "top10pct", "within_params_deciles", "n")}

@@ -84,7 +84,10 @@ def test_a_search_run_since_the_recorded_report_enters_zoo_nb201s_choice_beside_
     monkeypatch.setattr(transfer_report, "finished", lambda name: name == new)
     monkeypatch.setattr(transfer_report, "selected", lambda name: (new_formula, pack))
     monkeypatch.setattr(transfer_report, "validation_scores", scores)
+    sizes = []  # zoo:nb201's input size is chosen again for the new formula (its own test below)
+    monkeypatch.setattr(transfer_report, "nb201_resolution", lambda f, p: sizes.append((f, p)) or {"chosen": 24})
     sel, nb, formulas, _ = transfer_report.recorded_formulas()
+    assert sizes == [(new_formula, pack)] and nb["resolution"] == {"chosen": 24}
     assert set(recorded["runs"]) < set(nb["runs"]) and nb["runs"][new] == new_formula
     assert all(seen[run] == (f, transfer.VARIANTS[transfer.variant_of(run)]["pack"])
                for run, f in recorded["runs"].items())
@@ -133,3 +136,64 @@ def test_each_run_of_the_study_names_the_variant_it_was_searched_with():
     assert transfer.variant_of("vocab+size-xl-c100-only-nb201-s2") == "vocab+size"
     assert [transfer.seed_of(n) for n in transfer.nb201_runs("vocab+size-xl-c100")] == [0, 1, 2]
     assert transfer.seed_of("vocab+net+size+rel-all-spaces") == 0
+
+
+def test_nb201_columns_and_the_rows_of_an_input_size():
+    """ImageNet16-120 is reported at its own 16x16 and at 32x32; an input size picks one column per dataset."""
+    cols = {name: (spec.num_classes, spec.resolution) for name, _, _, spec in transfer_report.nb201_columns()}
+    assert cols == {"nb201-c10": (10, 32), "nb201-c100": (100, 32), "nb201-in16": (120, 16),
+                    "nb201-in16-32px": (120, 32)}
+    for res, in16 in ((None, 16), (32, 32), (24, 24)):
+        got = [(ds, spec.num_classes, spec.resolution) for _, ds, _, spec in transfer_report.nb201_columns(res)]
+        own = 32 if res is None else res
+        assert got == [("cifar10", 10, own), ("cifar100", 100, own), ("imagenet16_120", 120, in16)]
+    assert transfer_report.protocol_columns(None) == {"nb201-c10", "nb201-c100", "nb201-in16"}
+    assert transfer_report.protocol_columns(32) == {"nb201-c10", "nb201-c100", "nb201-in16-32px"}
+    assert "nb201-in16-32px" in transfer_report.COLUMNS
+    store = transfer_report.column_store("nb201-in16-32px", "nb201", "imagenet16_120")
+    assert store[0].resolution == 32 and transfer_report.column_store("nb201-in16", "nb201", "imagenet16_120")[0] \
+        .resolution is None
+
+
+def test_zoo_nb201s_input_size_is_the_one_its_validation_archs_rank_best(monkeypatch):
+    """nb201_resolution scores the formula on validation nets of each dataset's classes at each candidate size
+    (the search cache for CIFAR-10 at 32x32, one cache per distinct net) and takes the best mean tau; on a tie,
+    each dataset's own size."""
+    from dataclasses import replace
+
+    import transfer
+    from gpproxy.spaces import get_space
+
+    archs = get_space("nb201").all_archs()[:40]
+    y = np.arange(40.0)
+
+    class Bench:
+        def __init__(self):
+            self.archs = archs
+
+        def accuracy(self, column):
+            return y
+
+    monkeypatch.setattr(transfer_report, "space_splits", lambda key: (Bench(), {"validation": archs}, None))
+    monkeypatch.setattr(transfer_report, "SPACES", {"nb201": replace(transfer.SPACES["nb201"], n_selection=40)})
+    built = []
+    monkeypatch.setattr(transfer_report, "build_nb201_cache",
+                        lambda cache, spec, a, packs, what: built.append((cache, spec.num_classes, spec.resolution)))
+
+    def scores(noisy_at):
+        def fn(key, part, formulas, cache=None, archs=None):
+            noise = np.random.default_rng(len(cache)).normal(0, 30 if noisy_at in cache else 5, 40)
+            return {label: y + noise for label in formulas}
+        return fn
+
+    monkeypatch.setattr(transfer_report, "formula_scores", scores("-16px"))
+    got = transfer_report.nb201_resolution("sum_layers(frob(dW))", "transfer")
+    assert got["chosen"] == 32 and set(got["validation_tau"]) == {"own", "32px"}
+    assert got["validation_tau"]["own"]["c10"] == got["validation_tau"]["32px"]["c10"]  # the same nets
+    assert got["validation_tau"]["own"]["in16"] < got["validation_tau"]["32px"]["in16"]
+    assert sorted(built) == [("caches/nb201-c10-noise-b16", 10, 32),  # CIFAR-10 at 32x32: the search cache
+                             ("caches/transfer-nb201-validation-100c-32px", 100, 32),
+                             ("caches/transfer-nb201-validation-120c-16px", 120, 16),
+                             ("caches/transfer-nb201-validation-120c-32px", 120, 32)]
+    monkeypatch.setattr(transfer_report, "formula_scores", scores("no cache is noisier"))
+    assert transfer_report.nb201_resolution("sum_layers(frob(dW))", "transfer")["chosen"] is None  # a tie
