@@ -15,6 +15,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import re
 import time
 from pathlib import Path
 
@@ -520,6 +521,7 @@ def test_kill_9_of_the_driver_leaves_no_workers(kind, tiny_table, tiny_cache, ba
 # ---------------------------------------------------------------- a run that can always finish
 
 HOSTILE_PACK = '''
+import re
 import time
 import torch
 from gpproxy.pack import Pack, Weight
@@ -653,3 +655,24 @@ def test_stats_file_of_another_arch_is_detected_and_rebuilt(tiny_cache, tmp_path
     said = []
     build_cache(root, cache.spec, [b], log=said.append)
     assert any("1 corrupt" in m for m in said) and open_cache(root).status(b) == "ok"
+
+
+@pytest.mark.parametrize("kw, want", [({"batch": 2.5}, "batch = 2.5 is not allowed: must be an integer >= 2"),
+                                      ({"batch": 0}, "batch = 0 is not allowed"),
+                                      ({"resolution": 0}, "resolution = 0 is not allowed"),
+                                      ({"resolution": "32"}, 'resolution = "32" is not allowed'),
+                                      ({"resolution": True}, "resolution = True is not allowed"),
+                                      ({"seed": -1}, "seed = -1 is not allowed")])
+def test_the_python_api_checks_its_protocol_as_the_cli_does(kw, want, tmp_path):
+    """gpproxy.score used to truncate a float batch and ignore resolution 0; the scoring Protocol now checks
+    batch, seed and resolution by the config's rules before any network is built."""
+    import gpproxy
+    from gpproxy.scoring import Protocol
+    from gpproxy.spaces import get_space
+
+    archs = get_space("nb201").all_archs()[:2]
+    with pytest.raises(GpproxyError, match=re.escape(want)):
+        gpproxy.score("params", archs, space="nb201", cache_dir=tmp_path / "c", **kw)
+    with pytest.raises(GpproxyError, match=re.escape(want)):
+        Protocol(**kw)
+    assert not (tmp_path / "c").exists()

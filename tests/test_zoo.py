@@ -74,6 +74,11 @@ def test_a_zoo_entry_is_scored_under_its_own_protocol_unless_told_otherwise(fake
     assert zoo.scoring_protocol("zoo:tiny") == (4, None)
     assert zoo.scoring_protocol("sum_layers(frob(dW))") == zoo.scoring_protocol(None) == (64, None)
     assert zoo.scoring_protocol("synflow", resolution=40) == (64, 40)
+    for bad, why in (({"batch": "8"}, 'protocol batch = "8" is not allowed'), ({"resolution": 0}, "resolution = 0"),
+                     ([16], "protocol must be a JSON object, not list")):
+        (fake_zoo / "bad.json").write_text(json.dumps({**wide, "name": "bad", "protocol": bad}))
+        with pytest.raises(GpproxyError, match=f"zoo entry bad: {why}" if why.startswith("protocol") else why):
+            zoo.scoring_protocol("zoo:bad")
     for name, words in (("wide", "batch 8, noise input, init seed 0, 24x24 inputs on every dataset"),
                         ("tiny", "batch 4, noise input, init seed 0, each dataset at its own input size")):
         out = tmp_path / f"{name}_proxy.py"

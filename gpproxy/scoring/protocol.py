@@ -31,6 +31,16 @@ class Protocol:
     per_arch_seed: bool = False
     resolution: int | None = None
 
+    def __post_init__(self):
+        # the task rules the CLI and config files check, so gpproxy.score(batch=2.5, resolution=0) gets the same
+        # one-line error instead of a truncated batch or a silently ignored size
+        from ..config import TASK_RULES, check_value
+
+        for name in ("batch", "seed", "resolution"):
+            value = getattr(self, name)
+            if value is not None or name != "resolution":
+                check_value(name, value, TASK_RULES[name])
+
     def resolution_for(self, ds: Dataset) -> int:
         return int(self.resolution or ds.resolution)
 

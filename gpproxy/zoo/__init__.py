@@ -52,11 +52,26 @@ def entry(text: str) -> ZooEntry:
                            + (", ".join(PREFIX + n for n in names()) or "nothing yet"))
     try:
         data = json.loads((HERE / f"{name}.json").read_text())
-        return ZooEntry(**{k: data[k] for k in ("name", "formula", "pack", "use")},
-                        protocol=data.get("protocol", {}), measured=data.get("measured", {}),
-                        source=data.get("source", ""))
+        e = ZooEntry(**{k: data[k] for k in ("name", "formula", "pack", "use")},
+                     protocol=data.get("protocol", {}), measured=data.get("measured", {}),
+                     source=data.get("source", ""))
     except (OSError, ValueError, KeyError, TypeError) as e:
         raise GpproxyError(f"zoo entry {name}: unreadable ({type(e).__name__}: {e})") from None
+    _check_protocol(name, e.protocol)
+    return e
+
+
+def _check_protocol(name: str, protocol) -> None:
+    from ..config import TASK_RULES, check_value
+
+    if not isinstance(protocol, dict):
+        raise GpproxyError(f"zoo entry {name}: protocol must be a JSON object, not {type(protocol).__name__}")
+    try:
+        for key in ("batch", "seed", "resolution"):
+            if protocol.get(key) is not None:
+                check_value(key, protocol[key], TASK_RULES[key])
+    except GpproxyError as err:
+        raise GpproxyError(f"zoo entry {name}: protocol {err}") from None
 
 
 DEFAULT_BATCH = 64  # a proxy that is not a zoo entry: NASLib's and most papers' minibatch
@@ -65,10 +80,10 @@ DEFAULT_BATCH = 64  # a proxy that is not a zoo entry: NASLib's and most papers'
 def scoring_protocol(proxy, batch: int | None = None, resolution: int | None = None) -> tuple:
     """(batch, resolution) to score ``proxy`` with: the given ones; where None, a zoo entry's own protocol (the
     one its tables were measured under), else batch 64 and each dataset's own input size (resolution None)."""
-    own = entry(proxy).protocol if is_zoo(proxy) else {}
+    own = entry(proxy).protocol if is_zoo(proxy) else {}  # checked by entry()
     if batch is None:
-        batch = int(own.get("batch", DEFAULT_BATCH))
-    if resolution is None and own.get("resolution") is not None:
-        resolution = int(own["resolution"])
+        batch = own.get("batch", DEFAULT_BATCH)
+    if resolution is None:
+        resolution = own.get("resolution")
     return batch, resolution
 
