@@ -100,7 +100,17 @@ def test_the_cli_and_the_api_score_a_zoo_entry_at_its_input_size(fake_zoo, tmp_p
         f"{nb201.arch_to_index(nb201.parse_arch(a))},{a},{80.0 + i}\n" for i, a in enumerate(archs)))
     assert main(["score", "zoo:wide", "--benchmark", str(table), "--json", "--cache-dir", str(tmp_path / "c")]) == 0
     rep = json.loads(capsys.readouterr().out)
-    assert (rep["resolution"], rep["protocol"]["batch"]) == (24, 4)
+    assert (rep["resolution"], rep["protocol"]["batch"]) == (24, 4) and not any("zoo:" in n for n in rep["notes"])
+    # told otherwise: scored so, and said so (the numbers are not the entry's table's)
+    assert main(["score", "zoo:wide", "--benchmark", str(table), "--json", "--cache-dir", str(tmp_path / "c8"),
+                 "--batch", "8", "--resolution", "32"]) == 0
+    rep = json.loads(capsys.readouterr().out)
+    assert rep["resolution"] == 32 and ("zoo:wide's measured table used batch 4 (here 8) and 24x24 inputs (here "
+                                        "32x32 inputs): its numbers here are not that table's") in rep["notes"]
+    assert main(["bench", "zoo:wide", "--benchmark", str(table), "--baselines", "params", "--archs", "3",
+                 "--batch", "4", "--out", str(tmp_path / "b"), "--cache-dir", str(tmp_path / "c4")]) == 0
+    assert ("zoo:wide's measured table used 24x24 inputs (here each dataset's own input size)"
+            in (tmp_path / "b.md").read_text())
     truth = {a: 80.0 + i for i, a in enumerate(archs)}
     at24 = api.score("zoo:wide", archs, ground_truth=truth, space="nb201", cache_dir=tmp_path / "c")
     at32 = api.score("zoo:wide", archs, ground_truth=truth, space="nb201", resolution=32, cache_dir=tmp_path / "c")

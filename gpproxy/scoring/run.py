@@ -11,6 +11,7 @@ import numpy as np
 from ..errors import GpproxyError
 from ..fileio import atomic_write_text
 from ..spaces import get_space
+from ..zoo import protocol_notes
 from .compute import compute_scores
 from .protocol import Protocol
 from .proxies import (baseline_names, per_arch, population_notes, proxy_seconds, proxy_values, resolve_proxies,
@@ -56,7 +57,9 @@ def run_score(proxy_text: str, benchmark, dataset: str | None = None, target=Non
     rep = _trial_reports(store, ds, protocol, proxy, pool, trial_sets, lookup)
     return {"proxy": proxy.name, "kind": proxy.kind, "space": protocol.space, "dataset": ds.name,
             "target": col, "num_classes": ds.num_classes, "resolution": protocol.resolution_for(ds),
-            "input": protocol.input, "benchmark": truth.source, "notes": truth.notes + population_notes([proxy]),
+            "input": protocol.input, "benchmark": truth.source,
+            "notes": truth.notes + population_notes([proxy]) + protocol_notes([proxy_text], protocol.batch,
+                                                                               protocol.resolution),
             "protocol": protocol.to_dict(),
             "archs": len(trial_sets[0]), "trials": len(trial_sets), "scores": str(store.path), "reused": reused,
             **{k: v for k, v in rep.items()}}
@@ -123,13 +126,14 @@ def run_bench(proxy_texts: list, benchmark, datasets=None, archs=1000, trials: i
         results[name]["_meta"] = {"target": col, "archs": len(trial_sets[0]), "trials": len(trial_sets),
                                   "scored": len(chosen), "seconds_per_arch": _seconds_per_arch(
                                       store, ds, protocol, chosen, proxies)}
-    header = bench_header(truth, protocol, archs, trials, command, time.perf_counter() - t0) + population_notes(proxies)
+    notes = population_notes(proxies) + protocol_notes(proxy_texts, protocol.batch, protocol.resolution)
+    header = bench_header(truth, protocol, archs, trials, command, time.perf_counter() - t0) + notes
     md, csv = bench_tables(results, proxies, truth, header)
     md_path, csv_path = Path(f"{out}.md"), Path(f"{out}.csv")
     atomic_write_text(md_path, md)
     atomic_write_text(csv_path, csv)
     return {"markdown": str(md_path), "csv": str(csv_path), "scores": str(store.path),
-            "results": results, "notes": truth.notes + population_notes(proxies)}
+            "results": results, "notes": truth.notes + notes}
 
 
 def _seconds_per_arch(store, ds, protocol, archs, proxies) -> dict:

@@ -87,3 +87,21 @@ def scoring_protocol(proxy, batch: int | None = None, resolution: int | None = N
         resolution = own.get("resolution")
     return batch, resolution
 
+
+def protocol_notes(proxy_texts, batch: int, resolution: int | None) -> list:
+    """One line per zoo entry among ``proxy_texts`` scored under another batch or input size than the one its
+    measured table used (a bench scores every proxy under one protocol; --batch/--resolution override)."""
+    def size(r):
+        return "each dataset's own input size" if r is None else f"{r}x{r} inputs"
+
+    out = []
+    for text in dict.fromkeys(t for t in proxy_texts if is_zoo(t)):
+        e = entry(text)
+        own_batch, own_res = e.protocol.get("batch"), e.protocol.get("resolution")
+        diffs = ([f"batch {own_batch} (here {batch})"] if own_batch is not None and own_batch != batch else []) + (
+            [f"{size(own_res)} (here {size(resolution)})"] if own_res != resolution else [])
+        if diffs:
+            out.append(f"{e.label}'s measured table used {' and '.join(diffs)}: its numbers here are not that "
+                       "table's")
+    return out
+
