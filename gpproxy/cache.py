@@ -396,9 +396,13 @@ def _run_jobs(spec, todo, keys, root, x, y, jobs, device, backend="loky"):
     if backend == "dask":
         from joblib import Parallel, delayed, parallel_backend
 
+        from .lock import for_dask_workers
+
+        out_dir = for_dask_workers(root)
+        spec_dict["space"] = for_dask_workers(spec.space, is_file_name=True)
         with parallel_backend("dask"):
             par = Parallel(return_as="generator_unordered")
-            yield from par(delayed(build_one)(spec_dict, a, keys[a], str(root), x, y, device, 1) for a in todo)
+            yield from par(delayed(build_one)(spec_dict, a, keys[a], out_dir, x, y, device, 1) for a in todo)
         return
     if jobs <= 1 or len(todo) == 1:
         for a in todo:

@@ -16,7 +16,7 @@ import signal
 import threading
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import torch
@@ -355,8 +355,9 @@ class DaskEvaluator(Evaluator):
 
     ``address`` is an existing scheduler (``tcp://host:8786``); without one, a
     LocalCluster of ``jobs`` single-threaded worker processes is started and
-    closed with the evaluator. Workers must see the cache directory at the
-    same path (shared filesystem), as they read it themselves.
+    closed with the evaluator. Workers get the cache directories and a pack
+    file by absolute path and must see them there (shared filesystem), as
+    they read them themselves.
     """
 
     def __init__(self, spec: EvalSpec, jobs: int = 2, address: str | None = None):
@@ -373,6 +374,10 @@ class DaskEvaluator(Evaluator):
                                          dashboard_address=None)
             self.client = Client(self._cluster)
         self.workers = max(1, len(self.client.scheduler_info()["workers"]))
+        from .lock import for_dask_workers
+
+        spec = replace(spec, pack=for_dask_workers(spec.pack, is_file_name=True),
+                       tasks=tuple(replace(t, cache_root=for_dask_workers(t.cache_root)) for t in spec.tasks))
         self._spec = self.client.scatter(spec, broadcast=True)
 
     def _map(self, formulas):

@@ -10,8 +10,10 @@ clear error line instead of silently mixing two runs' files.
 A file that several processes update (a score store) is read, merged and
 replaced under :func:`waiting_for`, a blocking ``flock`` on a file beside it.
 
-Worker processes (loky) call :func:`die_with_parent` so that a ``kill -9`` of
-the driver does not leave them running.
+Worker processes (loky) call :func:`serve_driver` so that a ``kill -9`` of
+the driver does not leave them running and they read relative paths as the
+driver does; dask workers, which may run elsewhere, get absolute paths
+(:func:`for_dask_workers`).
 """
 from __future__ import annotations
 
@@ -115,6 +117,16 @@ def serve_driver(parent_pid: int, cwd: str) -> None:
     die_with_parent(parent_pid)
     if os.getcwd() != cwd:
         os.chdir(cwd)
+
+
+def for_dask_workers(path: str, is_file_name: bool = False) -> str:
+    """A path as a dask worker must get it: absolute. Its working directory is not the driver's (a remote
+    worker's never is; a LocalCluster's is the one the driver had when the cluster started), and a shared
+    filesystem mounts the same absolute paths. ``is_file_name``: a space or pack argument, which names a
+    built-in one unless it ends in .py."""
+    if is_file_name and not str(path).endswith(".py"):
+        return path
+    return str(Path(path).resolve())
 
 
 def die_with_parent(parent_pid: int) -> None:
