@@ -575,6 +575,14 @@ def score(net, inputs, targets, loss_fn=None):
 '''
 
 
+def minibatch_words(batch, input_spec, seed, resolution, every_dataset: bool = False) -> str:
+    """The minibatch a formula's numbers were measured with, in words for Provenance.protocol: an input file's
+    path stays out (only its kind: noise, cifar10, npz, ...)."""
+    size = ("each dataset at its own input size" if resolution is None else
+            f"{resolution}x{resolution} inputs" + (" on every dataset" if every_dataset else ""))
+    return f"batch {batch}, {str(input_spec).split(':')[0]} input, init seed {seed}, {size}"
+
+
 def measure_name(formula: str) -> str:
     """Default measure name: derived from the formula, so two exports never collide by file name."""
     return "gpproxy_" + hashlib.sha1(formula.encode()).hexdigest()[:10]
@@ -588,9 +596,8 @@ def export_zoo(name: str, output, export_name: str | None = None) -> Path:
     rows = tuple(HeldOut(column, "report archs of experiments/transfer.py", "accuracy", m["kendall"],
                          m["spearman"], m.get("n")) for column, m in e.measured.items())
     p = e.protocol
-    words = f"batch {p.get('batch', '?')}, {p.get('input', '?')} input, init seed {p.get('seed', 0)}, " + (
-        f"{int(p['resolution'])}x{int(p['resolution'])} inputs on every dataset" if p.get("resolution") is not None
-        else "each dataset at its own input size")
+    words = minibatch_words(p.get("batch", "?"), p.get("input", "?"), p.get("seed", 0), p.get("resolution"),
+                            every_dataset=True)
     provenance = Provenance(run=e.label, config=e.source, correlation="kendall", heldout=rows, protocol=words)
     cfg = ProbeConfig(sample_seed=int(e.protocol.get("seed", 0)))
     return export_formula(e.formula, output, e.pack, probe_cfg=cfg, provenance=provenance, name=export_name)

@@ -178,16 +178,20 @@ class Run:
         return out
 
     # ------------------------------------------------------------ using a formula
-    def probe_config(self):
-        """The probe settings of the statistics the run searched on (first task)."""
+    def cache_spec(self):
+        """The statistics cache spec the run searched on (first task): minibatch, input size, probe."""
         from .cache import CacheSpec
 
         proto = self.protocol
         if proto and proto.get("tasks"):
-            return CacheSpec.from_dict(proto["tasks"][0]["cache_spec"]).probe
+            return CacheSpec.from_dict(proto["tasks"][0]["cache_spec"])
         from .tasks import cache_spec  # killed before protocol.json: the config says the same
 
-        return cache_spec(self.config.tasks[0]).probe
+        return cache_spec(self.config.tasks[0])
+
+    def probe_config(self):
+        """The probe settings of the statistics the run searched on (first task)."""
+        return self.cache_spec().probe
 
     def export(self, path, rank: int | None = None, name: str | None = None) -> Path:
         """Write the selected formula (or front row ``rank``) as a standalone torch module."""
@@ -200,7 +204,7 @@ class Run:
     def provenance(self, c: Candidate):
         """Typed provenance of candidate ``c`` for an export: names from the config and
         protocol, numbers as parsed floats (never a raw CSV cell)."""
-        from .export import HeldOut, Provenance
+        from .export import HeldOut, Provenance, minibatch_words
 
         proto = {t.get("task"): t for t in (self.protocol or {}).get("tasks", []) if isinstance(t, dict)}
         held = []
@@ -214,8 +218,10 @@ class Run:
             held.append(HeldOut(task=task.name, benchmark=_bench_name(task.benchmark), target=str(target),
                                 kendall=float(m["kendall"]), spearman=float(m["spearman"]),
                                 n=int(n) if isinstance(n, (int, float)) and isfinite(n) else None))
+        spec = self.cache_spec()
         return Provenance(run=self.root.name, config=self.config.name, correlation=self.config.fitness.correlation,
-                          fitness=float(c.fitness), heldout=tuple(held))
+                          fitness=float(c.fitness), heldout=tuple(held),
+                          protocol=minibatch_words(spec.batch, spec.input, spec.seed, spec.resolution))
 
     def heldout_scores(self, formula: str | None = None, task: int = 0):
         """(scores, accuracies) of ``formula`` (default: the selected one) on task ``task``'s held-out archs."""

@@ -90,6 +90,8 @@ def test_export_cli_from_run(tmp_path, tiny_table, tiny_cache, capsys):
     mod = _import(tmp_path / "p.py")
     doc = " ".join(mod.__doc__.split())  # paragraphs are wrapped
     assert "found by gpproxy run run " in doc and str(tmp_path) not in doc
+    # the minibatch it was searched (and measured) with: formulas score best at the input size of their search
+    assert "Measured with batch 4, noise input, init seed 0, 32x32 inputs." in doc
     assert main(["export", str(tmp_path / "run"), "--rank", "99", "-o", str(tmp_path / "q.py")]) == 2
 
 
