@@ -364,6 +364,14 @@ def resolution_label(resolution) -> str:
     return "own" if resolution is None else f"{resolution}px"
 
 
+def validation_cache(spec) -> str:
+    """The cache of NB201's validation archs as nets of ``spec``: the search cache for its own spec (CIFAR-10's
+    nets at 32x32), else one per number of classes and input size."""
+    if spec == nb201_columns(None)[0][3]:
+        return SPACES["nb201"].cache
+    return f"caches/transfer-nb201-validation-{spec.num_classes}c-{spec.resolution}px"
+
+
 def nb201_resolution(formula: str, pack: str) -> dict:
     """zoo:nb201's input resolution, of NB201_RESOLUTIONS: the one at which ``formula`` ranks NB201's validation archs
     best, by the mean Kendall tau over the three datasets, each scored on nets of its dataset's classes at that
@@ -377,14 +385,12 @@ def nb201_resolution(formula: str, pack: str) -> dict:
     index = {canon(a): i for i, a in enumerate(bench.archs)}
     rows = [index[a] for a in archs]
     dataset_of = {column: d for d, column in NB201_DATASETS.items()}
-    search_spec = nb201_columns(None)[0][3]  # CIFAR-10's nets at 32x32: the search cache's spec
     taus, memo = {}, {}
     for res in NB201_RESOLUTIONS:
         t = {}
         for _, _, column, spec in nb201_columns(res):
             if spec not in memo:
-                cache = (SPACES["nb201"].cache if spec == search_spec else
-                         f"caches/transfer-nb201-validation-{spec.num_classes}c-{spec.resolution}px")
+                cache = validation_cache(spec)
                 build_nb201_cache(cache, spec, archs, (pack,), "validation")
                 memo[spec] = formula_scores("nb201", "validation", {"f": (formula, pack)}, cache=cache,
                                             archs=archs)["f"]

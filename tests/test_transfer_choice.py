@@ -197,3 +197,16 @@ def test_zoo_nb201s_input_size_is_the_one_its_validation_archs_rank_best(monkeyp
                              ("caches/transfer-nb201-validation-120c-32px", 120, 32)]
     monkeypatch.setattr(transfer_report, "formula_scores", scores("no cache is noisier"))
     assert transfer_report.nb201_resolution("sum_layers(frob(dW))", "transfer")["chosen"] is None  # a tie
+
+
+def test_the_input_size_table_marks_each_formulas_best_mean():
+    import input_size
+
+    out = {"machine": "m", "seconds": 1.0, "archs": 3, "validation_tau": {
+        "a": {"16": {"c10": 0.5, "c100": 0.5, "in16": 0.5}, "32": {"c10": 0.9, "c100": 0.1, "in16": 0.6}},
+        "b": {"16": {"c10": 0.7, "c100": 0.6, "in16": 0.5}, "32": {"c10": 0.6, "c100": 0.6, "in16": 0.5}}}}
+    rows = [r for r in input_size.markdown(out).splitlines() if r.startswith("| a |") or r.startswith("| b |")]
+    assert rows == ["| a | 16x16 | 0.500 | 0.500 | 0.500 | 0.500 |",
+                    "| a | 32x32 (best) | 0.900 | 0.100 | 0.600 | 0.533 |",
+                    "| b | 16x16 (best) | 0.700 | 0.600 | 0.500 | 0.600 |",
+                    "| b | 32x32 | 0.600 | 0.600 | 0.500 | 0.567 |"]
