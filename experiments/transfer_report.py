@@ -61,7 +61,7 @@ BASELINE_ARCHS = {"nb201-c10": 1000, "nb201-c100": 3000, "nb201-in16": 3000, "nb
 # (population-level scores ranked among them).
 SUBSET_BASELINES = {"nb201-c100": (("vkdnw_agg", "vkdnw_single"), 3000),
                     "nb201-in16": (("vkdnw_agg", "vkdnw_single"), 3000),
-                    "nb201-in16-32px": (("vkdnw_agg", "vkdnw_single"), 300)}  # ~5 s per arch at 32x32
+                    "nb201-in16-32px": (("vkdnw_agg", "vkdnw_single"), 1000)}  # 5-8 s per arch at 32x32
 NB101_REPORT_ARCHS = 150  # its cache costs ~4 s per arch here: the first 150 of its report archs
 # The same minibatch as the formulas' statistics (batch 16, Gaussian noise, seed 0):
 # side by side on one input. experiments/verify_peers.py measures AZ-NAS and VKDNW
