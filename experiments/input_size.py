@@ -26,26 +26,20 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from transfer import NB201_DATASETS, RECORD, RESULTS, SPACES, formula_scores, space_splits, taus_of  # noqa: E402
-from transfer_report import SEED_LABEL, build_nb201_cache, nb201_columns, validation_cache  # noqa: E402
+from transfer import NB201_DATASETS, RECORD, RESULTS, formula_scores, taus_of, validation_labels  # noqa: E402
+from transfer_report import SEED_LABEL, build_nb201_cache, nb201_columns, tau_cells, validation_cache  # noqa: E402
 
 SIZES = (16, 24, 32, 48, 64)
 
 
 def main() -> int:
-    from gpproxy.spaces import get_space
-
     if not RECORD.exists():
         raise SystemExit(f"needs {RECORD}: run experiments/transfer.py --stage report first")
     t0 = time.perf_counter()
     record = json.loads(RECORD.read_text())
     formulas = {label: (f["formula"], f["pack"]) for label, f in record["formulas"].items()
                 if label == "zoo:nb201" or label.startswith(SEED_LABEL)}
-    bench, parts, _ = space_splits("nb201")
-    archs = parts["validation"][:SPACES["nb201"].selection_archs]
-    canon = get_space("nb201").canonical
-    index = {canon(a): i for i, a in enumerate(bench.archs)}
-    rows = [index[a] for a in archs]
+    archs, labels = validation_labels("nb201", NB201_DATASETS)
     dataset_of = {column: d for d, column in NB201_DATASETS.items()}
     packs = tuple(dict.fromkeys(p for _, p in formulas.values()))
     taus: dict = {label: {} for label in formulas}
@@ -53,10 +47,10 @@ def main() -> int:
         for _, _, column, spec in nb201_columns(size):
             cache = validation_cache(spec)
             build_nb201_cache(cache, spec, archs, packs, "validation")
-            scores = formula_scores("nb201", "validation", formulas, cache=cache, archs=archs)
-            t = taus_of(scores, {"y": bench.accuracy(column)[rows]})
+            d = dataset_of[column]
+            t = taus_of(formula_scores("nb201", "validation", formulas, cache=cache, archs=archs), {d: labels[d]})
             for label in formulas:
-                taus[label].setdefault(str(size), {})[dataset_of[column]] = t[label]["y"]
+                taus[label].setdefault(str(size), {})[d] = t[label][d]
     out = {"sizes": list(SIZES), "archs": len(archs), "formulas": {k: f for k, (f, _) in formulas.items()},
            "validation_tau": taus, "seconds": round(time.perf_counter() - t0, 1),
            "machine": f"{platform.machine()}, {os.cpu_count()} cores, torch CPU"}
@@ -79,8 +73,7 @@ def markdown(out: dict) -> str:
         for size, t in by_size.items():
             mean = np.mean(list(t.values()))
             mark = " (best)" if size == best else ""
-            lines.append(f"| {label} | {size}x{size}{mark} | {t['c10']:.3f} | {t['c100']:.3f} | {t['in16']:.3f} | "
-                         f"{mean:.3f} |")
+            lines.append(f"| {label} | {size}x{size}{mark} | {tau_cells(t)} | {mean:.3f} |")
     return "\n".join(lines) + "\n"
 
 

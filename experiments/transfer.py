@@ -233,13 +233,19 @@ ALL_DATASETS = "xl-3datasets"  # the setting name of search4's runs
 ALL_SPACES = "all-spaces"  # the run suffix of search7's joint search on NB201, NAS-Bench-Macro and DARTS
 
 
+def nb201_tasks(pack: str, datasets=tuple(NB201_DATASETS)) -> list:
+    """One NB201 task per dataset of ``datasets`` ("c10", "c100", "in16"): the same archs and cache, each
+    ranked by that dataset's accuracies."""
+    nb201 = task_of("nb201", pack)
+    return [{**nb201, "name": f"nb201-{d}", "target": NB201_DATASETS[d]} for d in datasets]
+
+
 def plan_search4(variant: str) -> dict:
     """NB201 alone with search3's variant and its largest budget, seeds 0-2, the fitness the minimum over
     NB201's three datasets (one task per dataset: the same archs and cache, so each formula is scored
     once): the zoo:nb201 targets hold on every dataset, and a search on CIFAR-10 labels alone found
     formulas that rank ImageNet16-120 less well."""
-    nb201 = task_of("nb201", VARIANTS[variant]["pack"])
-    tasks = [{**nb201, "name": f"nb201-{d}", "target": t} for d, t in NB201_DATASETS.items()]
+    tasks = nb201_tasks(VARIANTS[variant]["pack"])
     return {name: config(name, ["nb201"], variant, seed, tasks=tasks, **BUDGETS["xl"])
             for seed, name in enumerate(nb201_runs(f"{variant}-{ALL_DATASETS}"))}
 
@@ -263,8 +269,7 @@ def plan_one_dataset(variant: str, dataset: str) -> dict:
     and search4's minimum over the three datasets gave no member better on it; members searched on other
     labels err on other archs, which a product of members averages out. More candidates for zoo:nb201's
     choice, made by the same rule on validation archs."""
-    nb201 = task_of("nb201", VARIANTS[variant]["pack"])
-    tasks = [{**nb201, "name": f"nb201-{dataset}", "target": NB201_DATASETS[dataset]}]
+    tasks = nb201_tasks(VARIANTS[variant]["pack"], [dataset])
     return {name: config(name, ["nb201"], variant, seed, tasks=tasks, **BUDGETS["xl"])
             for seed, name in enumerate(nb201_runs(one_dataset_setting(variant, dataset)))}
 
@@ -272,7 +277,6 @@ def plan_one_dataset(variant: str, dataset: str) -> dict:
 # warm-started rounds, in order: each round's first population holds the formulas of every NB201-only search
 # of its pack recorded before it (its own round and later ones excluded, so a round's plan stays fixed)
 WARM_ROUNDS = {"search10": "xl-warm", "search11": "xl-warm2"}
-WARM = WARM_ROUNDS["search10"]
 
 
 def warm_round_of(run: str) -> int | None:
@@ -298,8 +302,7 @@ def plan_warm(variant: str, stage: str = "search10") -> dict:
     ImageNet16-120 gap; a search that recombines the members' subtrees may find better single formulas.
     search11 is a second round, seeded with search10's formulas too."""
     pack = VARIANTS[variant]["pack"]
-    nb201 = task_of("nb201", pack)
-    tasks = [{**nb201, "name": f"nb201-{d}", "target": t} for d, t in NB201_DATASETS.items()]
+    tasks = nb201_tasks(pack)
     seeds = warm_start_formulas(pack, stage)
     plan = {}
     for seed, name in enumerate(nb201_runs(f"{variant}-{WARM_ROUNDS[stage]}")):
@@ -444,21 +447,26 @@ def formula_scores(key: str, part: str, formulas: dict, cache: str | None = None
     return out
 
 
-def validation_scores(key: str, formulas: dict, columns: dict | None = None) -> tuple:
-    """({label: scores}, {name: accuracies}) of formulas {label: (formula, pack)} on a space's validation archs,
-    the accuracies of each column {name: column} of its table (default: the space's own target)."""
+def validation_labels(key: str, columns: dict | None = None) -> tuple:
+    """(the validation archs choices are made on, {name: accuracies}) of a space: the accuracies of each column
+    {name: column} of its table (default: the space's own target)."""
     from gpproxy.spaces import get_space
 
     bench, parts, acc = space_splits(key)
     archs = parts["validation"][:SPACES[key].selection_archs]
+    if columns is None:
+        return archs, {SPACES[key].target: np.array([acc[a] for a in archs])}
+    canon = get_space(SPACES[key].space).canonical
+    row = {canon(a): i for i, a in enumerate(bench.archs)}
+    return archs, {name: bench.accuracy(c)[[row[a] for a in archs]] for name, c in columns.items()}
+
+
+def validation_scores(key: str, formulas: dict, columns: dict | None = None) -> tuple:
+    """({label: scores}, {name: accuracies}) of formulas {label: (formula, pack)} on a space's validation archs,
+    the accuracies of each column {name: column} of its table (default: the space's own target)."""
+    archs, labels = validation_labels(key, columns)
     for pack in dict.fromkeys(p for _, p in formulas.values()):
         ensure_cache(key, archs, pack)
-    if columns is None:
-        labels = {SPACES[key].target: np.array([acc[a] for a in archs])}
-    else:
-        canon = get_space(SPACES[key].space).canonical
-        row = {canon(a): i for i, a in enumerate(bench.archs)}
-        labels = {name: bench.accuracy(c)[[row[a] for a in archs]] for name, c in columns.items()}
     return formula_scores(key, "validation", formulas, archs=archs), labels
 
 

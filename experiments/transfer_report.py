@@ -21,8 +21,8 @@ from transfer import (ALL_DATASETS, BUDGETS, DATASET_NAMES, LEFT_OUT_RUN, LEFT_O
                       NET_PACKS, ONE_DATASET, RECORD, RESULTS, RUNS, SEARCH, SEEDS, SELECTION, SPACES, THREE,
                       VARIANTS, WARM_ROUNDS, best_nb201_variant, cache_of, ensure_cache, finished, formula_scores,
                       log, nb201_runs, nb201_settings, one_dataset_setting, one_dataset_suffix, parse_shard, seed_of,
-                      selected, setting_runs, space_splits, task_of, taus_of, validation_scores, variant_of,
-                      warm_round_of)
+                      selected, setting_runs, space_splits, task_of, taus_of, validation_labels, validation_scores,
+                      variant_of, warm_round_of)
 
 ROOT = Path(__file__).resolve().parents[1]
 ZOO = ROOT / "gpproxy" / "zoo"
@@ -377,13 +377,7 @@ def nb201_resolution(formula: str, pack: str) -> dict:
     best, by the mean Kendall tau over the three datasets, each scored on nets of its dataset's classes at that
     input size (validation caches of those nets; CIFAR-10's at 32x32 is the search cache). Returns {"chosen":
     the resolution (None: each dataset's own), "validation_tau": {resolution_label: {dataset: tau}}, "rule"}."""
-    from gpproxy.spaces import get_space
-
-    bench, parts, _ = space_splits("nb201")
-    archs = parts["validation"][:SPACES["nb201"].selection_archs]
-    canon = get_space("nb201").canonical
-    index = {canon(a): i for i, a in enumerate(bench.archs)}
-    rows = [index[a] for a in archs]
+    archs, labels = validation_labels("nb201", NB201_DATASETS)
     dataset_of = {column: d for d, column in NB201_DATASETS.items()}
     taus, memo = {}, {}
     for res in NB201_RESOLUTIONS:
@@ -394,7 +388,8 @@ def nb201_resolution(formula: str, pack: str) -> dict:
                 build_nb201_cache(cache, spec, archs, (pack,), "validation")
                 memo[spec] = formula_scores("nb201", "validation", {"f": (formula, pack)}, cache=cache,
                                             archs=archs)["f"]
-            t[dataset_of[column]] = taus_of({"f": memo[spec]}, {"y": bench.accuracy(column)[rows]})["f"]["y"]
+            d = dataset_of[column]
+            t[d] = taus_of({"f": memo[spec]}, {d: labels[d]})["f"][d]
         taus[resolution_label(res)] = t
     mean = {r: float(np.mean(list(taus[resolution_label(r)].values()))) for r in NB201_RESOLUTIONS}
     return {"chosen": max(NB201_RESOLUTIONS, key=lambda r: mean[r]), "validation_tau": taus,
@@ -540,6 +535,11 @@ SPACE_NAMES = {"nb201": "NB201", "macro": "NAS-Bench-Macro", "darts": "DARTS"}
 COLUMNS = tuple(c for c, *_ in NB201_COLUMNS) + ("macro", "darts", "nb101")
 
 
+def tau_cells(t: dict) -> str:
+    """The CIFAR-10 valid | CIFAR-100 | ImageNet16-120 cells of a row of validation taus {"c10", "c100", "in16"}."""
+    return f"{t['c10']:.3f} | {t['c100']:.3f} | {t['in16']:.3f}"
+
+
 def markdown(out) -> str:
     R = out["results"]
     lines = ["# Discovery for transfer: the report", "",
@@ -598,16 +598,14 @@ def markdown(out) -> str:
         t = nb["validation_tau"][name]
         members = nb.get("products", {}).get(name)
         what = ("Σ log of " + ", ".join(members)) if members else f"`{nb['runs'][name]}`"
-        lines.append(f"| {name}{mark} | {t['c10']:.3f} | {t['c100']:.3f} | {t['in16']:.3f} | {mean:.3f} "
-                     f"| {what} |")
+        lines.append(f"| {name}{mark} | {tau_cells(t)} | {mean:.3f} | {what} |")
     if nb.get("larger_products"):
         lines += ["", "Larger products of the same ranking, on validation archs (an ablation, not candidates for "
                   "zoo:nb201: its rule weighs k = 2 to 4):", "", "| k | validation τ C10 | C100 | IN16 | mean |",
                   "|---|---|---|---|---|"]
         for label, p in nb["larger_products"].items():
             t = p["validation_tau"]
-            lines.append(f"| {len(p['members'])} | {t['c10']:.3f} | {t['c100']:.3f} | {t['in16']:.3f} | "
-                         f"{np.mean(list(t.values())):.3f} |")
+            lines.append(f"| {len(p['members'])} | {tau_cells(t)} | {np.mean(list(t.values())):.3f} |")
     if "seed_rules" in nb:
         lines += ["", "zoo:nb201's rule on each seed's searches alone (zoo:nb201 is made of searches of several "
                   "seeds: these three are the seeds of the Targets table's second 3-seed mean):", "",
@@ -615,8 +613,8 @@ def markdown(out) -> str:
                   "|---|---|---|---|---|---|---|"]
         for seed, r in nb["seed_rules"].items():
             t = r["validation_tau"]
-            lines.append(f"| {seed} | {r['run']} | {t['c10']:.3f} | {t['c100']:.3f} | {t['in16']:.3f} | "
-                         f"{r['validation_mean_tau']:.3f} | {', '.join(r['members'])} |")
+            lines.append(f"| {seed} | {r['run']} | {tau_cells(t)} | {r['validation_mean_tau']:.3f} | "
+                         f"{', '.join(r['members'])} |")
     if "resolution" in nb:
         r = nb["resolution"]
         lines += ["", "zoo:nb201's input resolution (its protocol; chosen after the formula, on validation archs): "
@@ -627,8 +625,7 @@ def markdown(out) -> str:
             t = r["validation_tau"][resolution_label(res)]
             mark = " (chosen)" if res == r["chosen"] else ""
             size = "each dataset's own (IN16: 16x16)" if res is None else f"{res}x{res} for all"
-            lines.append(f"| {size}{mark} | {t['c10']:.3f} | {t['c100']:.3f} | {t['in16']:.3f} | "
-                         f"{np.mean(list(t.values())):.3f} |")
+            lines.append(f"| {size}{mark} | {tau_cells(t)} | {np.mean(list(t.values())):.3f} |")
     saw = {"zoo:general": "zoo:general: " + (" + ".join(SPACE_NAMES.values()) if out.get("three_spaces")
                                              else "NB201 + NAS-Bench-Macro"),
            "only nb201": "NB201", "only macro": "NAS-Bench-Macro", "only darts": "DARTS",

@@ -159,23 +159,11 @@ def test_zoo_nb201s_input_size_is_the_one_its_validation_archs_rank_best(monkeyp
     """nb201_resolution scores the formula on validation nets of each dataset's classes at each candidate size
     (the search cache for CIFAR-10 at 32x32, one cache per distinct net) and takes the best mean tau; on a tie,
     each dataset's own size."""
-    from dataclasses import replace
-
-    import transfer
     from gpproxy.spaces import get_space
 
     archs = get_space("nb201").all_archs()[:40]
     y = np.arange(40.0)
-
-    class Bench:
-        def __init__(self):
-            self.archs = archs
-
-        def accuracy(self, column):
-            return y
-
-    monkeypatch.setattr(transfer_report, "space_splits", lambda key: (Bench(), {"validation": archs}, None))
-    monkeypatch.setattr(transfer_report, "SPACES", {"nb201": replace(transfer.SPACES["nb201"], n_selection=40)})
+    monkeypatch.setattr(transfer_report, "validation_labels", lambda key, columns: (archs, {d: y for d in columns}))
     built = []
     monkeypatch.setattr(transfer_report, "build_nb201_cache",
                         lambda cache, spec, a, packs, what: built.append((cache, spec.num_classes, spec.resolution)))

@@ -13,6 +13,19 @@ from dataclasses import asdict, dataclass
 from ..spaces.base import Dataset
 
 
+MINIBATCH_KEYS = ("batch", "seed", "resolution")  # checked by the config's task rules
+
+
+def check_minibatch(values: dict, optional=MINIBATCH_KEYS) -> None:
+    """GpproxyError naming the first of ``values``' batch, seed and resolution that the config's task rules
+    refuse; a key of ``optional`` may be None (or absent)."""
+    from ..config import TASK_RULES, check_value
+
+    for key in MINIBATCH_KEYS:
+        if values.get(key) is not None or key not in optional:
+            check_value(key, values.get(key), TASK_RULES[key])
+
+
 @dataclass(frozen=True)
 class Protocol:
     """Everything that changes a score besides the arch and the proxy.
@@ -34,12 +47,7 @@ class Protocol:
     def __post_init__(self):
         # the task rules the CLI and config files check, so gpproxy.score(batch=2.5, resolution=0) gets the same
         # one-line error instead of a truncated batch or a silently ignored size
-        from ..config import TASK_RULES, check_value
-
-        for name in ("batch", "seed", "resolution"):
-            value = getattr(self, name)
-            if value is not None or name != "resolution":
-                check_value(name, value, TASK_RULES[name])
+        check_minibatch({name: getattr(self, name) for name in MINIBATCH_KEYS}, optional=("resolution",))
 
     def resolution_for(self, ds: Dataset) -> int:
         return int(self.resolution or ds.resolution)

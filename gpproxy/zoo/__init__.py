@@ -62,14 +62,12 @@ def entry(text: str) -> ZooEntry:
 
 
 def _check_protocol(name: str, protocol) -> None:
-    from ..config import TASK_RULES, check_value
+    from ..scoring.protocol import check_minibatch
 
     if not isinstance(protocol, dict):
         raise GpproxyError(f"zoo entry {name}: protocol must be a JSON object, not {type(protocol).__name__}")
     try:
-        for key in ("batch", "seed", "resolution"):
-            if protocol.get(key) is not None:
-                check_value(key, protocol[key], TASK_RULES[key])
+        check_minibatch(protocol)
     except GpproxyError as err:
         raise GpproxyError(f"zoo entry {name}: protocol {err}") from None
 
