@@ -46,6 +46,9 @@ Stages (each resumable: runs resume, caches complete, scores are stored):
              run processes in parallel, one per ``--columns`` or ``--shard K/N`` of one
              column's archs: a store merges their saves); the report uses the
              prefix of each column's archs that is complete.
+``validation-baselines`` the classic set on the validation archs of NB201, NAS-Bench-Macro and
+             DARTS (experiments/results/transfer_validation-SPACE.scores.json.gz): what
+             experiments/aggregate.py's leave-one-space-out choice of rank aggregates reads.
 ``report``   every formula and every baseline on the REPORT archs of every space
              (NB201 CIFAR-10 valid / CIFAR-100 / ImageNet16-120, the last at its own
              16x16 input and at 32x32, NAS-Bench-Macro, DARTS, and NB101, which no
@@ -74,6 +77,7 @@ Stages (each resumable: runs resume, caches complete, scores are stored):
     .venv/bin/python experiments/transfer.py --stage search7 [--shard 0/2]
     .venv/bin/python experiments/transfer.py --stage select
     .venv/bin/python experiments/transfer.py --stage baselines [--columns nb201-c10 ...] [--shard 0/2]
+    .venv/bin/python experiments/transfer.py --stage validation-baselines [--shard 0/2]
     .venv/bin/python experiments/transfer.py --stage report
     .venv/bin/python experiments/transfer.py --stage report --recorded   # no run directories needed
 
@@ -530,10 +534,11 @@ def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--stage", required=True,
                     choices=("search1", "select", "search2", "search3", "search4", "search5", "search6",
-                             "search7", "search8", "search9", *WARM_ROUNDS, "baselines", "report"))
+                             "search7", "search8", "search9", *WARM_ROUNDS, "baselines", "validation-baselines", "report"))
     ap.add_argument("--baselines", nargs="*", default=None,
                     help="--stage baselines: which ones to compute into the score stores (default: all)")
-    ap.add_argument("--columns", nargs="*", default=None, help="--stage baselines: which report columns")
+    ap.add_argument("--columns", nargs="*", default=None,
+                    help="--stage baselines: which report columns (validation-baselines: which spaces)")
     ap.add_argument("--shard", default="0/1",
                     help="K/N: this process runs every N-th search (--stage baselines: arch) from the K-th")
     ap.add_argument("--recorded", action="store_true",
@@ -570,6 +575,10 @@ def main() -> int:
         from transfer_report import precompute_baselines
 
         precompute_baselines(args)
+    elif args.stage == "validation-baselines":  # the classic baselines on the validation archs (resumable)
+        from transfer_report import precompute_validation_baselines
+
+        precompute_validation_baselines(args)
     else:
         from transfer_report import report
 

@@ -30,8 +30,7 @@ ZOO = ROOT / "gpproxy" / "zoo"
 # report archs of one space and dataset together).
 CLASSIC_SET = ("params", "flops", "synflow", "jacov", "nwot", "zico", "meco")
 # What the CPU budget allowed per column: AZ-NAS (~1.3 s/arch) on NB201, VKDNW (~2 s/arch at
-# batch 16 with 10 classes) on NB201 CIFAR-10 (CIFAR-100 and ImageNet16-120: SUBSET_BASELINES),
-# the cheap ones on NB101.
+# batch 16 with 10 classes) on NB201 CIFAR-10 (CIFAR-100 and ImageNet16-120: SUBSET_BASELINES).
 COLUMN_BASELINES = {
     "nb201-c10": CLASSIC_SET + ("aznas", "vkdnw_agg", "vkdnw_single"),  # vkdnw_single: a component of vkdnw_agg
     "nb201-c100": CLASSIC_SET + ("aznas",),
@@ -39,7 +38,7 @@ COLUMN_BASELINES = {
     "nb201-in16-32px": CLASSIC_SET + ("aznas",),
     "macro": CLASSIC_SET,
     "darts": CLASSIC_SET,
-    "nb101": ("params", "flops", "synflow", "nwot"),
+    "nb101": CLASSIC_SET,
 }
 CLASSIC = ("synflow", "jacov", "grad_norm", "nwot", "zico", "meco")
 # grad_norm is the vocabulary formula sum_layers(frob(dW)) on the same statistics
@@ -173,6 +172,28 @@ def precompute_baselines(args) -> None:
         if names:
             log(f"{col}: baselines {', '.join(names)} on the first {n} report archs")
             fill_store(col, key, ds, archs[:n][k::n_shards], names)
+
+
+# The classic baselines on the validation archs that choices are made on (NB201, NAS-Bench-Macro, DARTS): what a
+# choice among rank aggregations of baselines and formulas (leave-one-space-out, as the settings' choice) reads.
+VALIDATION_SPACES = ("nb201", "darts", "macro")  # cheapest first (about 3, 18 and 9 s per arch here)
+
+
+def validation_column(key: str) -> str:
+    return f"validation-{key}"
+
+
+def precompute_validation_baselines(args) -> None:
+    """Fill the validation score stores (``--shard K/N``: every N-th arch from the K-th; resumable)."""
+    from gpproxy.spaces import get_space
+
+    k, n_shards = parse_shard(args.shard)
+    for key in args.columns or VALIDATION_SPACES:
+        archs, _ = validation_labels(key)
+        ds = next(iter(get_space(SPACES[key].space).datasets()))  # NB201: CIFAR-10, as searched
+        names = [n for n in (args.baselines or CLASSIC_SET) if n in CLASSIC_SET]
+        log(f"{key}: baselines {', '.join(names)} on its {len(archs)} validation archs")
+        fill_store(validation_column(key), key, ds, archs[k::n_shards], names)
 
 
 def column_store(col: str, key: str, ds_name: str):
