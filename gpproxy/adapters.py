@@ -21,27 +21,64 @@ from .fileio import atomic_write_text, read_json
 NOT_PROXIES = frozenset({"val_accuracy", "id", "idx", "arch", "test_accuracy", "train_time"})
 
 
-def _read(path: Path, what: str) -> dict:
+def _short(value, width: int = 40) -> str:
+    """``repr(value)`` cut to ``width``: one line however long or multi-line the file's text."""
+    text = repr(value)
+    return text if len(text) <= width else text[:width - 3] + "..."
+
+
+def _read(path: Path, what: str, entries: bool = False) -> dict:
+    """``path``'s JSON in the zc_api layout; with ``entries`` each arch's entry must be a dict too
+    (our scores file: every entry is read; a suite's odd entry is only an arch we do not merge into)."""
     if not path.is_file():
         raise GpproxyError(f"{what} {path} does not exist")
     try:
         data = read_json(path)
+    except RecursionError:  # nested past what the parser takes: no zc_api file is
+        raise DataError(f"{what} {path} is not valid JSON (nested too deeply)") from None
     except (OSError, EOFError, ValueError) as e:
         raise DataError(f"{what} {path} is not valid JSON ({e})") from None
     if not isinstance(data, dict) or not all(isinstance(v, dict) for v in data.values()):
         raise DataError(f"{what} {path} is not in the zc_api layout data[dataset][arch][proxy]")
+    for ds, archs in data.items() if entries else ():
+        bad = next((a for a, e in archs.items() if not isinstance(e, dict)), None)
+        if bad is not None:
+            raise DataError(f"{what} {path} [{_short(ds, 80)}][{_short(bad, 80)}] is {_short(archs[bad])}, not a "
+                            f"dict of proxies: not in the zc_api layout data[dataset][arch][proxy]")
     return data
+
+
+def _float(value) -> float:
+    try:
+        return float(value)
+    except OverflowError:  # an int past float's range (JSON allows one): as inf
+        return math.inf
+
+
+def _nonfinite_at(obj):
+    """The place (``[key][key]...``) of a NaN/inf in ``obj`` (parsed JSON), or None; a loop, not
+    recursion, as a file nested as deep as the parser allows would exhaust Python's stack."""
+    todo = [(obj, "")]
+    while todo:
+        obj, where = todo.pop()
+        if isinstance(obj, float) and not math.isfinite(obj):
+            return where
+        items = obj.items() if isinstance(obj, dict) else enumerate(obj) if isinstance(obj, list) else ()
+        todo += reversed([(v, f"{where}[{_short(k, 80)}]") for k, v in items])
+    return None
 
 
 def _entry(value, where: str) -> dict:
     if not (isinstance(value, dict) and set(value) >= {"score"}):
         raise DataError(f"{where}: a proxy entry must be {{\"score\": ..., \"time\": ...}}")
     try:
-        score, secs = float(value["score"]), float(value.get("time", 0.0))
+        score, secs = _float(value["score"]), _float(value.get("time", 0.0))
     except (TypeError, ValueError):
         raise DataError(f"{where}: score/time are not numbers") from None
     if not math.isfinite(score):
         score = -1e8  # NASLib's value for a failed score
+    if not (math.isfinite(secs) and secs >= 0):  # written as Infinity/NaN, it would not be JSON
+        raise DataError(f"{where}: time {_short(value.get('time'))} is not a finite number of seconds >= 0")
     return {"score": score, "time": secs}
 
 
@@ -51,7 +88,9 @@ def _space_of(scores: Path, space):
         side = scores.with_name(scores.name + ".protocol.json")
         try:
             space = json.loads(side.read_text()).get("space") if side.is_file() else None
-        except (OSError, ValueError, AttributeError):
+        except (OSError, ValueError, AttributeError, RecursionError):
+            space = None
+        if not isinstance(space, str):  # a corrupt sidecar: as none
             space = None
     if not space:
         return None
@@ -93,7 +132,7 @@ def merge_zc_api(scores, into, out=None, proxies=None, overwrite: bool = False, 
     ``space`` (default: the space recorded beside ``scores``) in any encoding.
     """
     scores, into = Path(scores), Path(into)
-    ours, suite = _read(scores, "scores file"), _read(into, "zc_api file")
+    ours, suite = _read(scores, "scores file", entries=True), _read(into, "zc_api file")
     rename = dict(proxies) if proxies else None
     if rename:
         bad = [n for n in rename.values() if not isinstance(n, str) or not n or n in NOT_PROXIES]
@@ -127,5 +166,13 @@ def merge_zc_api(scores, into, out=None, proxies=None, overwrite: bool = False, 
         if missing:
             raise GpproxyError(f"{scores} has no proxy {missing[0]!r}")
     out = Path(out) if out is not None else into
-    atomic_write_text(out, json.dumps(suite) + "\n")
+    try:
+        text = json.dumps(suite, allow_nan=False)  # strict JSON: NaN/Infinity are Python's, not JSON's
+    except RecursionError:
+        raise DataError(f"zc_api file {into} is nested too deeply to write back") from None
+    except ValueError:
+        at = _nonfinite_at(suite) or "somewhere"
+        raise DataError(f"zc_api file {into} {at} is NaN or infinite, which strict JSON cannot hold; "
+                        f"replace it with -1e8 (NASLib's value for a failed score) or drop it") from None
+    atomic_write_text(out, text + "\n")
     return summary

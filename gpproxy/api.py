@@ -11,6 +11,7 @@ from __future__ import annotations
 import csv
 import io
 import math
+import os
 from pathlib import Path
 
 from .config import Config, as_config
@@ -100,7 +101,8 @@ def score(proxy, archs=None, *, space=None, ground_truth=None, benchmark=None, d
 
     ``proxy``: a baseline name, a formula string of ``pack`` or an exported
     ``.py`` module. ``archs``: a list (any encoding of the space), N random
-    archs of the ground truth, or None (all of them). ``space``: a built-in
+    archs of the ground truth, or None (all of them); at least 2 with ground
+    truth (a correlation ranks them). ``space``: a built-in
     name or a user space ``.py`` file (default: the benchmark's, else NB201).
     ``ground_truth``: ``{arch: accuracy}``, or ``benchmark``: a spec as
     ``gpproxy score --benchmark`` takes. ``scores``: a NAS-Bench-Suite-Zero
@@ -109,10 +111,23 @@ def score(proxy, archs=None, *, space=None, ground_truth=None, benchmark=None, d
     protocol where None, else 64 and each dataset's own size.
     Returns :class:`gpproxy.scoring.Scores` (``.values``, ``.kendall``, ``.report``).
     """
+    from .config import SEARCH_RULES, check_value
     from .scoring import Protocol, score_proxy
+    from .spaces._common import show
     from .zoo import scoring_protocol
 
-    batch, resolution = scoring_protocol(proxy if isinstance(proxy, str) else None, batch, resolution)
+    proxy = os.fspath(proxy) if isinstance(proxy, os.PathLike) else proxy
+    if not isinstance(proxy, str):
+        # str(123) would parse as a constant formula: the same score for every arch
+        raise GpproxyError(f"proxy = {show(proxy)} is not allowed: give a string (a baseline name, zoo:NAME, a "
+                           f"formula or an exported .py file)")
+    pack = os.fspath(pack) if isinstance(pack, os.PathLike) else pack
+    check_value("pack", pack, SEARCH_RULES["pack"])
+    if cache_dir is not None and (not isinstance(cache_dir, (str, os.PathLike))
+                                  or Path(cache_dir).exists() and not Path(cache_dir).is_dir()):
+        raise GpproxyError(f"cache_dir = {show(str(cache_dir))} is not allowed: give a directory (it holds the "
+                           f"statistics caches of formula proxies)")
+    batch, resolution = scoring_protocol(proxy, batch, resolution)
     protocol = Protocol(space=space, batch=batch, seed=seed, input=input, pack=pack, resolution=resolution)
     return score_proxy(proxy, archs, ground_truth=ground_truth, benchmark=benchmark, dataset=dataset,
                        target=target, protocol=protocol, scores_path=scores, cache_root=cache_dir,

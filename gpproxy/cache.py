@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import sys
 import time
 from dataclasses import asdict, dataclass, field
@@ -27,6 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .device import worker_count
 from .errors import DataError, GpproxyError
 from .fileio import atomic_write_bytes, atomic_write_json, atomic_write_text, digest
 from .probe import ProbeConfig
@@ -168,10 +170,17 @@ def build_one(spec_dict: dict, arch: str, key: str, out_dir: str, x, y, device: 
             layers, seconds = probe_arch(lambda a: space.build(a, spec.num_classes), arch, x, y,
                                          spec.probe, init_seed=spec.seed, device=device,
                                          channels_last=space.channels_last(device))
-        except RuntimeError as e:  # e.g. an input too small for the net's poolings
+        except GpproxyError:
+            raise
+        except RuntimeError as e:  # e.g. an input too small for the net's poolings, or out of memory
             first = (str(e).splitlines() or [""])[0][:160]
             raise GpproxyError(f"arch {arch}: the network fails on a {spec.batch}x3x{spec.resolution}x"
-                               f"{spec.resolution} input ({first}); check --resolution/--batch") from None
+                               f"{spec.resolution} input with {spec.num_classes} classes ({first}); check "
+                               "--resolution/--batch/--num-classes") from None
+        except (Exception, SystemExit) as e:  # a user space's build or forward raising anything else
+            first = (str(e).splitlines() or [""])[0][:160]
+            raise GpproxyError(f"arch {arch}: building or running the network of space {spec.space} raised "
+                               f"{type(e).__name__}: {first}") from None
     finally:
         torch.set_num_threads(before)
     payload, meta = encode_record(arch, key, layers, spec.storage, seconds)
@@ -214,7 +223,7 @@ class Cache:
         try:
             meta = json.loads(meta_path.read_text())
             # A file copied over from another arch passes its checksum: its header names the other arch.
-            ok = (meta.get("arch") == arch and npy_path.exists()
+            ok = (meta.get("arch") == arch and isinstance(meta.get("layers"), list) and npy_path.exists()
                   and digest(npy_path.read_bytes()) == meta["checksum"])
         except (ValueError, KeyError, OSError, AttributeError, TypeError):
             ok = False
@@ -243,7 +252,13 @@ class Cache:
 
     def layers(self, arch: str) -> list:
         """The LayerRecords of one arch (checksum-verified; samples are views of the file)."""
-        return decode_record(*self.record(arch))
+        meta, arr = self.record(arch)
+        try:  # the checksum covers the array, not its JSON layer table
+            return decode_record(meta, arr)
+        except (KeyError, TypeError, ValueError, AttributeError, IndexError) as e:
+            raise DataError(f"cache {self.root}: the layer table of arch {arch} ({self.key_of(arch)}.json) is "
+                            f"corrupt ({type(e).__name__}); delete that file and rerun `gpproxy cache` with the "
+                            "same --out to rebuild it") from None
 
     def targets(self) -> dict[str, float]:
         path = self.root / "targets.csv"
@@ -261,6 +276,29 @@ class Cache:
                 f"input={s.input} res={s.resolution} storage={s.storage} probe={s.probe.to_dict()}")
 
 
+# What a space's key() makes (an index, a hash, a short name): a plain file name in stats/, never a path.
+_FILE_KEY = re.compile(r"[A-Za-z0-9][A-Za-z0-9._=+-]{0,127}")
+
+
+def _manifest_problem(manifest) -> str | None:
+    """What makes a parsed cache.json unusable, or None. Its keys become file names that builds write:
+    a key that is not a plain name (``../x``, ``/etc/x``) would write outside the cache."""
+    if not isinstance(manifest, dict):
+        return f"a JSON {type(manifest).__name__}, not an object"
+    archs, keys = manifest.get("archs"), manifest.get("keys")
+    if not isinstance(manifest.get("spec"), dict):
+        return "no spec object"
+    if not isinstance(archs, list) or not all(isinstance(a, str) for a in archs):
+        return "'archs' is not a list of arch strings"
+    if not isinstance(keys, dict):
+        return "'keys' is not an object"
+    for a in archs:
+        key = keys.get(a)
+        if not isinstance(key, str) or not _FILE_KEY.fullmatch(key):
+            return f"arch {a[:80]!r} has the key {str(key)[:80]!r}, not a plain file name"
+    return None
+
+
 def open_cache(root) -> Cache:
     root = Path(root)
     path = root / "cache.json"
@@ -268,11 +306,14 @@ def open_cache(root) -> Cache:
         raise DataError(f"no statistics cache at {root} (missing cache.json); build one with `gpproxy cache`")
     try:
         manifest = json.loads(path.read_text())
+        problem = _manifest_problem(manifest)
+        if problem:
+            raise DataError(f"cache {root}: cache.json is corrupt ({problem}); delete the directory and rebuild")
         if manifest.get("version") != CACHE_VERSION:
             raise DataError(f"cache {root} has format version {manifest.get('version')}, "
                             f"this gpproxy reads {CACHE_VERSION}; rebuild it into a new --out")
         return Cache(root, manifest)
-    except (ValueError, KeyError, TypeError) as e:
+    except (ValueError, KeyError, TypeError, RecursionError) as e:
         raise DataError(f"cache {root}: cache.json is corrupt ({e}); delete the directory and rebuild") from None
 
 
@@ -324,6 +365,11 @@ def _build_cache(root, spec, archs, jobs, device, benchmark, target, targets, pr
         manifest = open_cache(root).manifest
         _check_compatible(root, manifest, spec)
     else:
+        foreign = sorted(p.name for p in root.iterdir() if p.name not in ("stats", ".gpproxy.lock")
+                         and not p.name.endswith(".tmp")) if root.is_dir() else []
+        if foreign:  # the cache would write targets.csv and stats/ among a user's files
+            raise GpproxyError(f"{root} is a directory of other files (e.g. {foreign[0]}), not a statistics "
+                               "cache; choose a new or empty --out")
         manifest = {"version": CACHE_VERSION, "spec": spec.to_dict(), "archs": [], "keys": {}}
     space_file = space.fingerprint()  # a user space file: its statistics stay with its sha256
     if space_file and manifest.setdefault("space_file", space_file)["sha256"] != space_file["sha256"]:
@@ -341,8 +387,12 @@ def _build_cache(root, spec, archs, jobs, device, benchmark, target, targets, pr
     known = set(manifest["archs"])
     for a in canon:
         if a not in known:
+            key = space.key(a)
+            if not isinstance(key, str) or not _FILE_KEY.fullmatch(key):
+                raise GpproxyError(f"space {spec.space}: arch {a[:80]!r} has the key {str(key)[:80]!r}, not a "
+                                   "plain file name (letters, digits, . _ = + -, at most 128)")
             manifest["archs"].append(a)
-            manifest["keys"][a] = space.key(a)
+            manifest["keys"][a] = key
             known.add(a)
     (root / "stats").mkdir(parents=True, exist_ok=True)
     for stale in [*root.glob(".*.tmp"), *(root / "stats").glob(".*.tmp")]:  # left by a killed writer
@@ -367,7 +417,8 @@ def _build_cache(root, spec, archs, jobs, device, benchmark, target, targets, pr
         log(f"cache {root}: all {done} archs already built")
         return cache
     log(f"cache {root}: building {len(todo)} archs ({done} already done), "
-        f"{jobs} job(s), batch {spec.batch}, input {spec.input}")
+        f"{1 if backend != 'dask' and jobs <= 1 else worker_count(jobs, len(todo))} job(s), batch {spec.batch}, "
+        f"input {spec.input}")
     t0 = time.perf_counter()
     total_bytes, n = 0, 0
     for key, seconds, nbytes in _run_jobs(spec, todo, manifest["keys"], root, x, y, jobs, device, backend):
@@ -411,6 +462,6 @@ def _run_jobs(spec, todo, keys, root, x, y, jobs, device, backend="loky"):
     from joblib import Parallel, delayed
 
     # loky processes, one torch thread each; unordered so progress is live.
-    par = Parallel(n_jobs=jobs, backend="loky", return_as="generator_unordered")
+    par = Parallel(n_jobs=worker_count(jobs, len(todo)), backend="loky", return_as="generator_unordered")
     driver = (os.getpid(), os.getcwd())
     yield from par(delayed(build_one)(spec_dict, a, keys[a], str(root), x, y, device, 1, driver) for a in todo)

@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 
-from .errors import GpproxyError
+from .errors import DataError, GpproxyError
 
 
 def _archs_arg(text: str):
@@ -24,7 +25,26 @@ def _archs_arg(text: str):
     path = Path(text)
     if not path.is_file():
         raise GpproxyError(f"--archs {text!r} is neither a number, 'all', nor an existing file")
-    return [ln.strip() for ln in path.read_text().splitlines() if ln.strip() and not ln.startswith("#")]
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except UnicodeDecodeError as e:
+        raise DataError(f"--archs file {path} is not UTF-8 text (byte {e.start}): give one arch per line") from None
+    archs = [ln.strip() for ln in lines if ln.strip() and not ln.startswith("#")]
+    if not archs:  # else an empty cache or score, exit 0
+        raise DataError(f"no archs in --archs file {path}: give one arch per line (# starts a comment)")
+    return archs
+
+
+def _ranked_archs(text: str):
+    """``--archs`` of ``score`` / ``bench``: as :func:`_archs_arg`, at least 2 (a correlation ranks them)."""
+    archs = _archs_arg(text)
+    n = archs if isinstance(archs, int) else None if archs == "all" else len(archs)
+    if n is not None and n < 2:
+        raise GpproxyError(f"--archs {text!r}: needs at least 2 archs to rank")
+    return archs
+
+
+MAX_THREADS = 4 * (os.cpu_count() or 1)
 
 
 def _check_args(args, names: tuple) -> None:
@@ -32,7 +52,9 @@ def _check_args(args, names: tuple) -> None:
     from .config import TASK_RULES, TOP_RULES, rule, check_value
 
     extra = {"jobs": rule(int, lambda v: v >= 1, ">= 1"), "trials": rule(int, lambda v: v >= 1, ">= 1"),
-             "threads": rule(int, lambda v: v >= 0, ">= 0 (0: torch's default)"),
+             # torch takes any count; 99999 then fails later as a misleading MemoryError
+             "threads": rule(int, lambda v: 0 <= v <= MAX_THREADS,
+                             f"in 0..{MAX_THREADS} (0: torch's default; 4 per CPU of this machine)"),
              "generations": rule(int, lambda v: v >= 0, ">= 0"),
              "rank": rule(int, lambda v: v >= 0, ">= 0")}
     for name in names:
@@ -249,7 +271,8 @@ def _bench_arguments(p) -> None:
     p.add_argument("--target", default=None, help="ground-truth column, with one dataset (default: the dataset's)")
     p.add_argument("--baselines", default="all", help="all | none | comma-separated baseline names; aznas and vkdnw_agg "
                    "are population-level (rank-combined across each trial's archs)")
-    p.add_argument("--out", default="bench", help="output prefix: PREFIX.md, PREFIX.csv, PREFIX.scores.json")
+    p.add_argument("--out", default="bench", help="output prefix: PREFIX.md, PREFIX.csv, PREFIX.scores.json; an "
+                   "existing directory gets DIR/bench.md, DIR/bench.csv, DIR/bench.scores.json")
     _common_arguments(p, archs="1000", trials=10)
     p.set_defaults(fn=cmd_bench)
 
@@ -275,9 +298,7 @@ def cmd_score(args) -> int:
     from .scoring.metrics import meaningful
 
     protocol = _setup(args)
-    archs = _archs_arg(args.archs)
-    if isinstance(archs, int) and archs < 2:
-        raise GpproxyError("--archs needs at least 2 archs to rank")
+    archs = _ranked_archs(args.archs)
     rep = run_score(args.proxy, args.benchmark or ANALOG, args.dataset, args.target, archs, args.trials,
                     protocol, args.scores, args.cache_dir)
     if args.json:
@@ -316,17 +337,25 @@ def cmd_bench(args) -> int:
             raise GpproxyError(f"unknown baseline {unknown[0]!r}; known: {', '.join(known)}")
     if not names and not args.proxies:
         raise GpproxyError("nothing to bench: give proxies or leave --baselines at 'all'")
-    archs = _archs_arg(args.archs)
-    if isinstance(archs, int) and archs < 2:
-        raise GpproxyError("--archs needs at least 2 archs to rank")
+    archs = _ranked_archs(args.archs)
     datasets = [d.strip() for d in (args.datasets or "").split(",") if d.strip()] or None
     command = "gpproxy " + " ".join(sys.argv[1:]) if sys.argv and "gpproxy" in sys.argv[0] else ""
-    res = run_bench(args.proxies, args.benchmark, datasets, archs, args.trials, protocol, args.out,
+    res = run_bench(args.proxies, args.benchmark, datasets, archs, args.trials, protocol, _bench_prefix(args.out),
                     baselines=names, cache_root=args.cache_dir, command=command, target=args.target)
     for note in res["notes"]:
         print(f"note: {note}")
     print(f"wrote {res['markdown']}, {res['csv']} and {res['scores']}")
     return 0
+
+
+def _bench_prefix(out: str) -> Path:
+    """``--out`` of ``bench``: a prefix, or an existing directory to write bench.* into."""
+    if not str(out).strip():
+        raise GpproxyError("--out is empty: give an output prefix (PREFIX.md, PREFIX.csv, PREFIX.scores.json) "
+                           "or a directory")
+    path = Path(out)
+    # a directory as prefix would put DIR.md beside it (/tmp -> /tmp.md at the filesystem root)
+    return path / "bench" if path.is_dir() else path
 
 
 class _Parser(argparse.ArgumentParser):
@@ -446,6 +475,22 @@ def main(argv=None) -> int:
     except KeyboardInterrupt:
         print("gpproxy: interrupted; rerun the same command to resume", file=sys.stderr)
         return 130
+    except (MemoryError, RuntimeError) as e:
+        if isinstance(e, RuntimeError) and not _out_of_memory(e):
+            raise
+        print(f"gpproxy: error: out of memory ({_one_line(str(e) or type(e).__name__)[:160]}); use a smaller "
+              "--batch, --resolution or --num-classes (or fewer --jobs)", file=sys.stderr)
+        return 2
+    except SystemExit as e:  # parsing is over: this is user code (a pack, a space file) calling sys.exit()
+        print(f"gpproxy: error: user code called sys.exit({e.code!r}) during the command; nothing after it ran",
+              file=sys.stderr)
+        return 2
+
+
+def _out_of_memory(e: RuntimeError) -> bool:
+    """torch's allocator failures: CPU ("can't allocate memory") and CUDA ("out of memory")."""
+    text = str(e)
+    return "can't allocate memory" in text or "out of memory" in text.lower()
 
 
 if __name__ == "__main__":

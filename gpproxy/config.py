@@ -169,7 +169,7 @@ class Config:
 MIN_SEARCH_ARCHS = 4
 MIN_SUBSET_ARCHS = 4
 _NAME = re.compile(r"[^./\\\x00-\x1f][^/\\\x00-\x1f]{0,199}")  # names a file: no separators
-_DEVICE = re.compile(r"(auto|cpu|cuda(:[0-9]+)?|mps)")
+_DEVICE = re.compile(r"(auto|cpu|cuda(:[0-9]+)?)")  # what resolve_device checks
 
 
 def _any(v):
@@ -185,6 +185,8 @@ def check_value(key: str, value, r) -> None:
     kind, check, allowed, words = r
     if words and isinstance(value, str) and value in words:
         return
+    if isinstance(value, str) and "\x00" in value:  # no file name or column can hold one
+        raise GpproxyError(f"{key} = {json.dumps(value[:80])} is not allowed: it contains a NUL character")
     if kind is float:
         ok_type = isinstance(value, (int, float)) and not isinstance(value, bool)
         ok_type = ok_type and math.isfinite(value)
@@ -220,9 +222,16 @@ def _probability(v):
     return 0 <= v <= 1
 
 
+MAX_SEED = 2**32 - 1  # torch, numpy and the per-arch seeds derived from it all take a 32-bit seed
+
+
+def _seed(v):
+    return 0 <= v <= MAX_SEED
+
+
 TOP_RULES = {
     "name": rule(str, lambda v: bool(_NAME.fullmatch(v)), "without / or \\ or a leading dot (it names a directory)"),
-    "seed": rule(int, _non_negative, ">= 0"),
+    "seed": rule(int, _seed, f"in 0..{MAX_SEED}"),
     "device": rule(str, lambda v: bool(_DEVICE.fullmatch(v)), "auto, cpu, cuda or cuda:N"),
 }
 SEARCH_RULES = {
@@ -243,7 +252,7 @@ SEARCH_RULES = {
     "jobs": rule(int, _positive, ">= 1"),
     "dask_address": rule(str),
     "chunk_archs": rule(int, _positive, ">= 1", words=("auto",)),
-    "eval_timeout": rule(float, _non_negative, ">= 0 seconds (0: no limit)"),
+    "eval_timeout": rule(float, lambda v: 0 <= v <= 1e6, "in 0..1e6 seconds (0: no limit)"),
 }
 FITNESS_RULES = {
     "correlation": rule(str, lambda v: v in CORRELATIONS, "one of " + ", ".join(CORRELATIONS)),
@@ -261,9 +270,9 @@ TASK_RULES = {
     "num_classes": rule(int, lambda v: v >= 2, ">= 2"),
     "search_archs": rule(int, lambda v: v >= MIN_SEARCH_ARCHS, f">= {MIN_SEARCH_ARCHS}"),
     "heldout_archs": rule(int, lambda v: v >= 2, ">= 2", words=("rest",)),
-    "split_seed": rule(int, _non_negative, ">= 0"),
+    "split_seed": rule(int, _seed, f"in 0..{MAX_SEED}"),
     "batch": rule(int, lambda v: v >= 2, ">= 2"),
-    "seed": rule(int, _non_negative, ">= 0"),
+    "seed": rule(int, _seed, f"in 0..{MAX_SEED}"),
     "input": rule(str),
     "resolution": rule(int, lambda v: 4 <= v <= 4096, "in 4..4096 pixels"),
     "storage": rule(str, lambda v: v in ("float16", "float32"), "float16 or float32"),
@@ -300,6 +309,8 @@ def config_from_dict(data: dict) -> Config:
     if "task" not in data and "tasks" not in data:
         raise GpproxyError("a config needs at least one [[task]] table (space, benchmark, archs); "
                            "see experiments/quickstart.toml")
+    if "task" in data and "tasks" in data:
+        raise GpproxyError("a config has both [[task]] and [[tasks]] tables; write every task as [[task]]")
     raw_tasks = data.pop("task") if "task" in data else data.pop("tasks")
     if isinstance(raw_tasks, dict):
         raise GpproxyError("[task] must be written [[task]] (double brackets): a config holds a list of tasks")
@@ -323,8 +334,13 @@ def as_config(config) -> Config:
     raise GpproxyError(f"a config is a TOML path, a dict or a gpproxy.Config, not {type(config).__name__}")
 
 
+MAX_CONFIG_BYTES = 16 * 2**20  # a config is a page of settings; more is a wrong file (or /dev/zero)
+
+
 def load_config(path) -> Config:
     path = Path(path)
+    if path.exists() and not path.is_dir() and (not path.is_file() or path.stat().st_size > MAX_CONFIG_BYTES):
+        raise GpproxyError(f"config file {path} is not a regular file of at most {MAX_CONFIG_BYTES >> 20} MiB")
     try:
         if path.suffix == ".json":
             data = json.loads(path.read_text())

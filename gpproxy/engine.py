@@ -265,6 +265,10 @@ class Engine:
 
         if self.root.exists() and not self.root.is_dir():
             raise GpproxyError(f"run directory {self.root} is a file; choose another --out")
+        foreign = rundir.foreign_files(self.root)
+        if foreign:
+            raise GpproxyError(f"{self.root} is a directory of other files (e.g. {foreign[0]}), not a gpproxy run; "
+                               "choose a new or empty --out (a run writes pareto.csv, config.json, ... there)")
         with owned(self.root, "run directory", log=self.log):
             return self._run_owned()
 

@@ -22,6 +22,7 @@ import numpy as np
 import torch
 
 from .cache import open_cache
+from .device import worker_count
 from .errors import FormulaError, GpproxyError
 from .fitness import INVALID, check_scores, combine, seed_references, task_fitness
 from .formula import FormulaEval, combine_population, is_population, parse_formula, population_terms
@@ -339,7 +340,7 @@ class LocalEvaluator(Evaluator):
     def _map(self, formulas):
         from joblib import Parallel, delayed
 
-        n = min(self.jobs, len(formulas))
+        n = worker_count(self.jobs, len(formulas))
         blocks = [formulas[i::n] for i in range(n)]
         driver = (os.getpid(), os.getcwd())
         outs = Parallel(n_jobs=n, backend="loky")(delayed(_worker_eval)(self.spec, b, driver) for b in blocks)

@@ -39,6 +39,7 @@ from deap import gp
 
 from . import probe
 from .errors import GpproxyError
+from .fileio import atomic_write_text
 from .formula import exact_stat, is_population, parse_formula, population_terms, to_math
 from .pack import FAMILY_OF_TYPE, MATRIX, Layer, Net, load_pack
 from .probe import NOISE_SUFFIX, ProbeConfig, stat_family
@@ -666,5 +667,5 @@ def export_formula(formula: str, output, pack_name: str = "default", probe_cfg: 
         term_calls=", ".join(f"float(term_{k}(S)[0][0])" for k in range(len(terms))) if population else "")
     compile(text, str(output), "exec")  # a generated module that does not compile is our bug
     output.parent.mkdir(parents=True, exist_ok=True)
-    output.write_text(text)
+    atomic_write_text(output, text)  # -o replaces its file whole: a killed export leaves the old one
     return output

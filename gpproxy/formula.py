@@ -70,6 +70,9 @@ def _describe(node) -> str:
         return type(node).__name__
 
 
+FLOAT32_MAX = 3.4028234663852886e38
+
+
 def _number(node):
     if isinstance(node, ast.Constant) and type(node.value) in (int, float):
         try:
@@ -90,6 +93,8 @@ def _build(node, expected, pack: Pack, terminals) -> list:
             raise FormulaError(f"number {num} used where a {TYPE_NAMES[expected]} tensor is needed")
         if num != num or num in (float("inf"), float("-inf")):
             raise FormulaError("constants must be finite numbers")
+        if abs(num) > FLOAT32_MAX:  # statistics are float32 tensors: the constant would not fit
+            raise FormulaError(f"constant {num:g} is out of float32 range (|c| <= {FLOAT32_MAX:.4g})")
         return [gp.Terminal(num, False, expected)]
     if isinstance(node, ast.Name):
         term = terminals.get(node.id)

@@ -252,6 +252,14 @@ class Pack:
         if missing:
             raise GpproxyError(f"pack {self.name}: types without terminals: {', '.join(missing)} "
                                "(add a statistic of that type)")
+        barren = _types_without_producers(ps, self.root)
+        if barren:
+            # DEAP's generate puts a primitive at every node above the drawn height: a type reachable
+            # from the root that no primitive returns makes genFull/genGrow raise IndexError mid-search
+            names = ", ".join(TYPE_NAMES.get(t, getattr(t, "__name__", str(t))) for t in barren)
+            raise GpproxyError(f"pack {self.name}: no primitive returns {names}, which formulas reach as an "
+                               f"argument, so the search cannot grow them; register an element-wise op on it "
+                               f"(e.g. @PACK.unary(\"abs\", on=({names},)))")
         return ps
 
     def random_formulas(self, n: int, seed: int = 0, min_height: int = 2, max_height: int = 5) -> list:
@@ -289,6 +297,23 @@ class Pack:
             else:
                 out.append(((Layer,), Net))
         return out
+
+
+def _types_without_producers(ps: gp.PrimitiveSetTyped, root) -> list:
+    """Types reachable from ``root`` through primitive arguments that no primitive returns, in
+    the order found (DEAP's generate needs a primitive of every type it may place above a leaf)."""
+    seen, todo, out = {root}, [root], []
+    while todo:
+        t = todo.pop(0)
+        prims = ps.primitives.get(t) or []
+        if not prims:
+            out.append(t)
+        for prim in prims:
+            for arg in prim.args:
+                if arg not in seen:
+                    seen.add(arg)
+                    todo.append(arg)
+    return out
 
 
 # ---------------------------------------------------------------- validation
@@ -417,7 +442,14 @@ def load_pack(name_or_path: str) -> Pack:
         spec = importlib.util.spec_from_file_location(mod_name, path)
         module = importlib.util.module_from_spec(spec)
         sys.modules[mod_name] = module
-        spec.loader.exec_module(module)
+        try:
+            spec.loader.exec_module(module)
+        except GpproxyError:
+            sys.modules.pop(mod_name, None)
+            raise  # a registration check already names the primitive and what to do
+        except (Exception, SystemExit) as e:  # the user's file: one line; sys.exit() there must not end gpproxy
+            sys.modules.pop(mod_name, None)
+            raise GpproxyError(f"primitive pack file {path} fails to import: {type(e).__name__}: {e}") from None
     else:
         try:
             module = importlib.import_module(f"primitives.{name_or_path}")
@@ -426,7 +458,13 @@ def load_pack(name_or_path: str) -> Pack:
                 avail = sorted(p.stem for p in PACK_DIR.glob("*.py") if not p.stem.startswith("_"))
                 raise GpproxyError(f"unknown primitive pack {name_or_path!r}; "
                                    f"available: {', '.join(avail)}") from None
+            raise GpproxyError(f"primitive pack {name_or_path!r} fails to import: "
+                               f"{type(e).__name__}: {e}") from None
+        except GpproxyError:
             raise
+        except (Exception, SystemExit) as e:  # a file dropped into primitives/ is user code too
+            raise GpproxyError(f"primitive pack {name_or_path!r} fails to import: "
+                               f"{type(e).__name__}: {e}") from None
     pack = getattr(module, "PACK", None)
     if not isinstance(pack, Pack):
         raise GpproxyError(f"primitive pack {name_or_path!r} defines no PACK = Pack(...)")

@@ -8,6 +8,8 @@ is parsed in one place and the selection rule is stated in one place.
 from __future__ import annotations
 
 import json
+import numbers
+import os
 from dataclasses import dataclass, field
 from functools import cached_property
 from math import isfinite
@@ -66,6 +68,10 @@ class Run:
 
     @classmethod
     def open(cls, path) -> "Run":
+        if not isinstance(path, (str, os.PathLike)):
+            from .spaces._common import show
+
+            raise GpproxyError(f"Run.open({show(path)}): give the path of a run directory")
         root = Path(path)
         if not (root / "config.json").is_file():
             raise GpproxyError(f"{root} has no config.json: not a gpproxy run directory")
@@ -143,6 +149,11 @@ class Run:
 
     def candidate(self, rank: int | None = None) -> Candidate:
         """The front row ``rank``, or the selected formula when ``rank`` is None."""
+        if rank is not None and (isinstance(rank, bool) or not isinstance(rank, numbers.Integral)):
+            from .spaces._common import show  # True would silently be row 1
+
+            raise GpproxyError(f"rank = {show(rank)} is not allowed: must be an integer row of "
+                               f"{self.root}/pareto.csv, or None for the selected formula")
         front = self.front
         if not front:
             raise GpproxyError(f"{self.root}/pareto.csv is empty: the run found no valid formula")
@@ -150,7 +161,7 @@ class Run:
             return self.selected or front[-1]
         if not 0 <= rank < len(front):
             raise GpproxyError(f"rank {rank}: {self.root}/pareto.csv has ranks 0..{len(front) - 1}")
-        return front[rank]
+        return front[int(rank)]
 
     def _candidates(self, name: str) -> list:
         from .formula import parse_formula, to_math

@@ -126,6 +126,19 @@ def _uses_relative_paths(config) -> list:
     return out
 
 
+RUN_MARKERS = ("config.json", "protocol.json", "log.jsonl", CHECKPOINT)  # what a run writes before the rest
+
+
+def foreign_files(root: Path) -> list:
+    """Names in an existing ``root`` that holds none of RUN_MARKERS, besides ground_truth/ (which
+    gpproxy.evolve writes first), gpproxy's lock and temporaries: a user's files, which a run would overwrite
+    (pareto.csv, summary.json, ...) or mix with its own."""
+    if not root.is_dir() or any((root / m).exists() for m in RUN_MARKERS):
+        return []
+    return sorted(p.name for p in root.iterdir()
+                  if p.name != "ground_truth" and not p.name.startswith(".") and not p.name.endswith(".tmp"))
+
+
 def check_workdir(root: Path, config) -> None:
     """A run's relative paths (cache, benchmark, input, space, pack) mean what they
     meant where the run was started (``protocol.json``'s ``workdir``); continuing it

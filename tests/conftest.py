@@ -106,3 +106,13 @@ def one_torch_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(before)
+
+
+def one_error_line(capsys, rc) -> str:
+    """Exit 2 and exactly one stderr line, starting ``gpproxy: error:``; returns it."""
+    err = capsys.readouterr().err
+    lines = [ln for ln in err.splitlines() if ln.strip()]
+    assert rc == 2, err
+    assert len(lines) == 1 and lines[0].startswith("gpproxy: error: "), err
+    assert "Traceback" not in err
+    return lines[0]

@@ -1,5 +1,6 @@
 """Statistics cache: resume after a kill, checksums, compatibility, CLI errors."""
 import io
+import os
 import json
 from pathlib import Path
 
@@ -114,6 +115,52 @@ def test_corrupt_manifest(tmp_path):
         open_cache(tmp_path / "c")
 
 
+@pytest.mark.parametrize("manifest", ["[]", '{"version": 1}', "[" * 100000])
+def test_a_manifest_of_the_wrong_shape_is_corrupt(tmp_path, manifest):
+    (tmp_path / "c").mkdir()
+    (tmp_path / "c" / "cache.json").write_text(manifest)
+    with pytest.raises(DataError, match="corrupt"):
+        open_cache(tmp_path / "c")
+
+
+@pytest.mark.parametrize("field, value", [("archs", None), ("keys", None), ("spec", [])])
+def test_a_manifest_field_of_the_wrong_type_is_corrupt(tmp_path, field, value):
+    build_cache(tmp_path / "c", SPEC, ARCHS[:1], log=quiet)
+    path = tmp_path / "c" / "cache.json"
+    man = json.loads(path.read_text())
+    path.write_text(json.dumps({**man, field: value}))
+    with pytest.raises(DataError, match="cache.json is corrupt"):
+        open_cache(tmp_path / "c")
+
+
+@pytest.mark.parametrize("key", ["../../evil", "/tmp/victim", "..", "a/b", ""])
+def test_a_manifest_key_that_is_not_a_plain_file_name_is_refused_and_nothing_is_written(tmp_path, key):
+    """Keys become file names that a build writes: a crafted cache.json must not aim them elsewhere."""
+    build_cache(tmp_path / "d" / "c", SPEC, ARCHS[:1], log=quiet)
+    path = tmp_path / "d" / "c" / "cache.json"
+    man = json.loads(path.read_text())
+    man["keys"][ARCHS[0]] = key
+    path.write_text(json.dumps(man))
+    before = sorted(p for p in tmp_path.rglob("*"))
+    with pytest.raises(DataError, match="not a plain file name"):
+        build_cache(tmp_path / "d" / "c", SPEC, ARCHS[:1], log=quiet)
+    assert sorted(p for p in tmp_path.rglob("*")) == before
+
+
+def test_a_corrupt_layer_table_is_rebuilt_not_a_traceback(tmp_path):
+    """The checksum covers the array, not the JSON layer table beside it."""
+    c = build_cache(tmp_path / "c", SPEC, ARCHS[:1], log=quiet)
+    meta_path = c.stats_dir / f"{c.key_of(ARCHS[0])}.json"
+    good = meta_path.read_text()
+    meta_path.write_text(json.dumps({**json.loads(good), "layers": None}))
+    assert c.status(ARCHS[0]) == "corrupt"
+    build_cache(tmp_path / "c", SPEC, ARCHS[:1], log=quiet)
+    assert json.loads(meta_path.read_text())["layers"] == json.loads(good)["layers"]
+    meta_path.write_text(json.dumps({**json.loads(good), "layers": [{"name": "x"}]}))
+    with pytest.raises(DataError, match="layer table .* is corrupt"):
+        open_cache(tmp_path / "c").layers(ARCHS[0])
+
+
 def test_parallel_build_equals_serial(tmp_path):
     a = build_cache(tmp_path / "a", SPEC, ARCHS[:4], jobs=1, log=quiet)
     b = build_cache(tmp_path / "b", SPEC, ARCHS[:4], jobs=2, log=quiet)
@@ -206,3 +253,23 @@ def test_worker_processes_resolve_relative_paths_in_the_drivers_current_director
         prepare_task(cfg.tasks[0], jobs=2, log=lambda m: None)
         assert len(list((tmp_path / d / "caches" / "c" / "stats").glob("*.npy"))) == 50
     assert len(list((tmp_path / "a" / "caches" / "c" / "stats").glob("*.npy"))) == 50
+
+
+def test_a_build_starts_no_more_workers_than_archs_or_cpus(tmp_path, monkeypatch):
+    """--jobs 1000 for 2 archs started ~220 idle loky workers and hung."""
+    import joblib
+
+    from gpproxy.device import worker_count
+
+    assert worker_count(1000, 2) == 2 and worker_count(1000, 10**6) == (os.cpu_count() or 1)
+    assert worker_count(0, 5) == 1
+    seen = []
+    real = joblib.Parallel
+
+    def spy(*args, **kw):
+        seen.append(kw.get("n_jobs"))
+        return real(*args, **kw)
+
+    monkeypatch.setattr(joblib, "Parallel", spy)
+    build_cache(tmp_path / "c", SPEC, ARCHS[:2], jobs=1000, log=quiet)
+    assert seen == [min(2, os.cpu_count() or 1)]

@@ -54,6 +54,8 @@ def test_negative_and_int_constants(pack):
     ("", "empty"),
     ("abs(" * 100 + "1.0" + ")" * 100, "nests deeper"),
     ("sum_layers(abs(1e999))", "finite"),
+    ("sum_layers(mul(params, 1e39))", "out of float32 range"),
+    ("sum_layers(mul(params, -1e308))", "out of float32 range"),
 ])
 def test_hostile_or_malformed_rejected(pack, text, fragment, tmp_path):
     with pytest.raises(FormulaError) as e:

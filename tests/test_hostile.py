@@ -23,19 +23,9 @@ import numpy as np
 import pytest
 from gpproxy.cli import main
 from gpproxy.errors import DataError, GpproxyError
-from tests.conftest import tiny_config
+from tests.conftest import one_error_line, tiny_config
 
 ROOT = Path(__file__).resolve().parents[1]
-
-
-def one_error_line(capsys, rc) -> str:
-    """Exit 2 and exactly one stderr line, starting ``gpproxy: error:``; returns it."""
-    err = capsys.readouterr().err
-    lines = [ln for ln in err.splitlines() if ln.strip()]
-    assert rc == 2, err
-    assert len(lines) == 1 and lines[0].startswith("gpproxy: error: "), err
-    assert "Traceback" not in err
-    return lines[0]
 
 
 # ---------------------------------------------------------------- configs
@@ -118,6 +108,13 @@ BAD_CONFIG_VALUES = [
     ("task", "noise_pass", 1, ["noise_pass = 1"]),
     ("task", "name", "a/b", ["name", '"a/b"']),
     ("task", "unknown_key", 1, ["unknown key(s) unknown_key"]),
+    ("search", "eval_timeout", 1e10, ["search.eval_timeout = 10000000000.0", "0..1e6"]),
+    ("", "seed", 2**70, ["seed = 1180591620717411303424", "0..4294967295"]),
+    ("task", "seed", 2**40, ["seed = 1099511627776"]),
+    ("task", "split_seed", 2**33, ["split_seed = 8589934592"]),
+    ("", "device", "mps", ["device", '"mps"']),
+    ("task", "cache", "a\x00b", ["cache", "NUL character"]),
+    ("task", "space", "a\x00b.py", ["space", "NUL character"]),
 ]
 
 
@@ -140,6 +137,18 @@ def test_bad_config_value_is_one_line_before_any_work(where, key, value, words, 
     for w in words:
         assert w in line, line
     assert not out.exists()  # refused before any work
+
+
+def test_a_tasks_table_beside_task_tables_is_refused_not_dropped(base_config, tmp_path, capsys):
+    path = tmp_path / "c.toml"
+    path.write_text(to_toml(base_config) + "[[tasks]]\nname = 'second'\n")
+    line = one_error_line(capsys, main(["evolve", str(path), "--out", str(tmp_path / "r")]))
+    assert "both [[task]] and [[tasks]]" in line
+
+
+def test_a_config_that_is_not_a_regular_file_is_refused_without_reading_it(tmp_path, capsys):
+    line = one_error_line(capsys, main(["evolve", "/dev/zero", "--out", str(tmp_path / "r")]))
+    assert "/dev/zero is not a regular file" in line
 
 
 def test_small_subsets_are_refused(base_config, tmp_path, capsys):
@@ -676,3 +685,54 @@ def test_the_python_api_checks_its_protocol_as_the_cli_does(kw, want, tmp_path):
     with pytest.raises(GpproxyError, match=re.escape(want)):
         Protocol(**kw)
     assert not (tmp_path / "c").exists()
+
+
+def test_evolve_into_a_directory_of_other_files_is_refused_and_they_are_kept(base_config, tmp_path, capsys):
+    path = tmp_path / "c.toml"
+    path.write_text(to_toml(base_config))
+    out = tmp_path / "mine"
+    out.mkdir()
+    (out / "pareto.csv").write_text("my own table\n")
+    line = one_error_line(capsys, main(["evolve", str(path), "--out", str(out)]))
+    assert "not a gpproxy run" in line and "pareto.csv" in line
+    assert (out / "pareto.csv").read_text() == "my own table\n"
+    assert sorted(p.name for p in out.iterdir()) == ["pareto.csv"]
+
+
+def test_cache_into_a_directory_of_other_files_is_refused_and_they_are_kept(tiny_table, tmp_path, capsys):
+    out = tmp_path / "mine"
+    out.mkdir()
+    (out / "targets.csv").write_text("mine\n")
+    line = one_error_line(capsys, main(["cache", "--benchmark", str(tiny_table), "--target", "acc", "--archs", "2",
+                                        "--batch", "2", "--out", str(out)]))
+    assert "not a statistics cache" in line and "targets.csv" in line
+    assert (out / "targets.csv").read_text() == "mine\n"
+
+
+@pytest.mark.parametrize("error, words", [
+    (RuntimeError("[enforce fail] DefaultCPUAllocator: can't allocate memory: you tried to allocate 256 GB"),
+     ["out of memory", "can't allocate memory", "smaller --batch"]),
+    (MemoryError(), ["out of memory (MemoryError)"]),
+    (SystemExit(0), ["user code called sys.exit(0)"]),
+])
+def test_out_of_memory_and_user_sys_exit_are_one_line_and_not_success(error, words, monkeypatch, capsys):
+    import gpproxy.cli as cli
+
+    def boom(args):
+        raise error
+
+    monkeypatch.setattr(cli, "cmd_describe", boom)
+    line = one_error_line(capsys, main(["describe", "nb201", "0"]))
+    for w in words:
+        assert w in line, line
+
+
+def test_other_runtime_errors_are_not_called_out_of_memory(monkeypatch):
+    import gpproxy.cli as cli
+
+    def boom(args):
+        raise RuntimeError("a bug of ours")
+
+    monkeypatch.setattr(cli, "cmd_describe", boom)
+    with pytest.raises(RuntimeError, match="a bug of ours"):
+        main(["describe", "nb201", "0"])

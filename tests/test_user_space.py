@@ -169,6 +169,14 @@ CASES = {
                      ("cache", "--space", "{space}", "--benchmark", "{table}", "--archs", "all", "--batch", "2",
                       "--jobs", "1", "--out", "{tmp}/c"),
                      "build('bad', 10) raised ValueError: no such width (the arch of row 3 of"),
+    "forward_raises": ("from torch import nn\nclass Net(nn.Module):\n    def __init__(self, n):\n"
+                       "        super().__init__()\n        self.fc = nn.Linear(3 * 32 * 32, n)\n"
+                       "    def forward(self, x):\n        raise ValueError('odd input')\n"
+                       "def build(arch, num_classes):\n    return Net(num_classes)\n",
+                       "arch,acc\ngood,1\nfine,3\n",
+                       ("cache", "--space", "{space}", "--benchmark", "{table}", "--archs", "all", "--batch", "2",
+                        "--jobs", "1", "--out", "{tmp}/c"),
+                       "raised ValueError: odd input"),
     "not_a_module": ("def build(arch, num_classes):\n    return [arch]\n", None, ("describe", "{space}", "a"),
                      "returned a list, not a torch.nn.Module"),
     "no_weight_layer": ("from torch import nn\ndef build(arch, num_classes):\n    return nn.Sequential(nn.ReLU())\n",

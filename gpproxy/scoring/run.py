@@ -2,15 +2,19 @@
 archs x T trials, and their correlations with the ground truth."""
 from __future__ import annotations
 
+import math
+import numbers
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
 
-from ..errors import GpproxyError
+from ..errors import ArchError, GpproxyError
 from ..fileio import atomic_write_text
 from ..spaces import get_space
+from ..spaces._common import show
 from ..zoo import protocol_notes
 from .compute import compute_scores
 from .protocol import Protocol
@@ -173,6 +177,29 @@ class Scores:
         return dict(zip(self.archs, self.values.tolist()))
 
 
+def _truth_lookup(space, ground_truth) -> dict:
+    """``{canonical arch: accuracy}`` of an in-memory ground truth; refused as ``gpproxy.evolve``
+    refuses it: not a mapping, an arch the space cannot read, a non-numeric or non-finite accuracy."""
+    if not hasattr(ground_truth, "items"):
+        raise GpproxyError(f"ground truth must map archs to accuracies ({{arch: accuracy}}), not a "
+                           f"{type(ground_truth).__name__}")
+    lookup = {}
+    for arch, value in ground_truth.items():
+        try:
+            key = space.canonical(arch)
+        except ArchError as e:
+            raise ArchError(f"ground truth names an invalid arch: {e}") from None
+        try:
+            value = float(value)
+        except (TypeError, ValueError):
+            raise GpproxyError(f"ground truth of arch {str(arch)[:80]!r} is not a number: {value!r}") from None
+        if not math.isfinite(value):
+            raise GpproxyError(f"ground truth of arch {str(arch)[:80]!r} has accuracy {value}: give finite "
+                               f"accuracies (leave out archs without one)")
+        lookup[key] = value
+    return lookup
+
+
 def score_proxy(proxy_text: str, archs=None, *, ground_truth=None, benchmark=None, dataset: str | None = None,
                 target: str | None = None, protocol: Protocol | None = None, scores_path=None, cache_root=None,
                 log=None) -> Scores:
@@ -201,29 +228,32 @@ def score_proxy(proxy_text: str, archs=None, *, ground_truth=None, benchmark=Non
                                f"{', '.join(table)}")
         ds = table[dataset or next(iter(table))]
         if ground_truth is not None:
-            space = get_space(protocol.space)
-            lookup = {}
-            for arch, value in dict(ground_truth).items():
-                try:
-                    lookup[space.canonical(arch)] = float(value)
-                except (TypeError, ValueError):
-                    raise GpproxyError(f"ground truth of arch {str(arch)[:80]!r} is not a number: {value!r}") from None
+            lookup = _truth_lookup(get_space(protocol.space), ground_truth)
     if archs is None:
         if lookup is None:
             raise GpproxyError("give the archs to score, or ground truth to take them from")
         chosen = list(lookup)
-    elif isinstance(archs, int) and not isinstance(archs, bool):
+    elif isinstance(archs, numbers.Integral) and not isinstance(archs, bool):
         if lookup is None:
             raise GpproxyError("archs=N draws from the ground truth's archs: give a list of archs instead")
-        idx = trial_indices(len(lookup), archs, 1, protocol.seed)[0]
+        if archs < 2:  # as the CLI's --archs N
+            raise GpproxyError(f"archs={int(archs)}: needs at least 2 archs to rank")
+        idx = trial_indices(len(lookup), int(archs), 1, protocol.seed)[0]
         universe = list(lookup)
         chosen = [universe[i] for i in idx]
+    elif isinstance(archs, (str, bytes)) or not isinstance(archs, Iterable):
+        raise GpproxyError(f"archs = {show(archs)} is not allowed: give a list of archs (one arch too: [arch]), "
+                           f"a number N >= 2 of archs to draw from the ground truth, or None")
     else:
         chosen = _canonical_archs(protocol.space, list(archs))
+        if not chosen:
+            raise GpproxyError("archs is an empty list: give the archs to score")
     if lookup is not None:
         missing = [a for a in chosen if a not in lookup]
         if missing:
             raise GpproxyError(f"arch {missing[0]} has no ground truth")
+        if len(chosen) < 2:  # a correlation needs two archs; without ground truth one arch's score is fine
+            raise GpproxyError(f"{len(chosen)} arch(s) with ground truth: needs at least 2 archs to rank")
     store = ScoreStore(scores_path, protocol)
     # a caller's own accuracies are not the suite's val_accuracy: kept out of the file
     labels = suite_labels(store, truth, ds, col, lookup) if truth is not None else None

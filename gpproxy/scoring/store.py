@@ -2,7 +2,8 @@
 ``data[dataset][arch][proxy] = {"score": ..., "time": ...}``, with the space's
 suite key as arch key (the NASLib 6-tuple for NB201) and ``val_accuracy``
 beside the proxies. NaN/inf scores are stored as -1e8, NASLib's rule. The file
-doubles as a resume point: a rerun computes only what it lacks. A path
+doubles as a resume point: a rerun computes only what it lacks; a malformed
+file or sidecar is refused when opened, naming its first bad entry. A path
 ending in ``.gz`` is gzip-compressed (a 3,000-arch store of a dozen proxies
 is ~2 MB of JSON).
 
@@ -20,6 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..adapters import NOT_PROXIES, _short
 from ..errors import DataError, GpproxyError
 from ..fileio import atomic_write_json, read_json, write_json
 from ..lock import waiting_for
@@ -35,11 +37,63 @@ def suite_key(space: str, arch: str) -> str:
     return get_space(space).suite_key(arch)
 
 
+def _isfinite(value) -> bool:
+    try:
+        return math.isfinite(value)
+    except OverflowError:  # an int past float's range (JSON allows one): as inf
+        return False
+
+
 def _finite(value) -> float:
     from ..baselines import NASLIB_INVALID
 
-    value = float(value)
+    try:
+        value = float(value)
+    except OverflowError:  # an int past float's range: as inf
+        return NASLIB_INVALID
     return value if math.isfinite(value) else NASLIB_INVALID
+
+
+# Keys every protocol sidecar has held since the first; keys added to Protocol later read as their defaults.
+SIDECAR_KEYS = ("space", "batch", "seed", "input", "pack", "per_arch_seed")
+
+
+def _is_number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def checked_scores(data, where: str, fix: str) -> dict:
+    """``data`` if it is in the layout ``data[dataset][arch][proxy] = {"score", "time"}``, else a DataError
+    naming ``where`` and the first bad entry, then what to do (``fix``). Non-proxy keys (``val_accuracy``,
+    a suite's ids) pass as they are; a non-finite score becomes -1e8 (NASLib's rule, as ``put`` stores it);
+    a time must be a finite number of seconds."""
+    layout = 'data[dataset][arch][proxy] = {"score": ..., "time": ...}'
+    fix = f"; {fix}" if fix else ""
+    if not isinstance(data, dict):
+        raise DataError(f"{where} holds a {type(data).__name__}, not the layout {layout}{fix}")
+    for ds, archs in data.items():
+        if not isinstance(archs, dict):
+            raise DataError(f"{where} [{_short(ds, 80)}] is {_short(archs)}, not a dict of archs ({layout}){fix}")
+        for arch, entry in archs.items():
+            if not isinstance(entry, dict):
+                raise DataError(f"{where} [{_short(ds, 80)}][{_short(arch, 80)}] is {_short(entry)}, "
+                                f"not a dict of proxies ({layout}){fix}")
+            for proxy, value in entry.items():
+                if proxy in NOT_PROXIES:
+                    continue
+                at = f"{where} [{_short(ds, 80)}][{_short(arch, 80)}][{_short(proxy, 80)}]"
+                if not isinstance(value, dict) or "score" not in value or "time" not in value:
+                    raise DataError(f'{at} is {_short(value)}, not {{"score": ..., "time": ...}}{fix}')
+                score, secs = value["score"], value["time"]
+                if not _is_number(score):
+                    raise DataError(f"{at}: score {_short(score)} is not a number{fix}")
+                if not _is_number(secs):
+                    raise DataError(f"{at}: time {_short(secs)} is not a number{fix}")
+                if not (_isfinite(secs) and secs >= 0):
+                    raise DataError(f"{at}: time {_short(secs)} is not a finite number of seconds >= 0{fix}")
+                if not _isfinite(score):
+                    value["score"] = _finite(score)
+    return data
 
 
 class ScoreStore:
@@ -59,18 +113,44 @@ class ScoreStore:
         side = self.protocol_path
         if self.path.exists():
             try:
-                self.data = read_json(self.path)
+                data = read_json(self.path)
+            except RecursionError:  # nested past what the parser takes: no scores file is
+                raise DataError(f"scores file {self.path} is unreadable (nested too deeply); "
+                                f"delete it or use another --scores") from None
             except (OSError, EOFError, ValueError) as e:
                 raise DataError(f"scores file {self.path} is unreadable ({e}); delete it or use another --scores")
+            self.data = checked_scores(data, f"scores file {self.path}", "delete it or use another --scores")
             if side.exists():
                 # keys added to Protocol later read as their defaults
-                old = {**Protocol().to_dict(), **json.loads(side.read_text())}
+                old = {**Protocol().to_dict(), **self._read_sidecar(side)}
                 self.labels = old.get("labels") or {}
                 diff = [k for k, v in protocol.to_dict().items() if old.get(k) != v]
                 if diff:
                     k = diff[0]
                     raise GpproxyError(f"scores file {self.path} was made with {k}={old.get(k)!r}, not "
                                        f"{getattr(protocol, k)!r}; use another --scores")
+
+    def _read_sidecar(self, side: Path) -> dict:
+        """The protocol sidecar's dict, or a DataError: without it the scores' protocol is unknown."""
+        fix = f"delete it and {self.path.name}, or use another --scores"
+        try:
+            old = json.loads(side.read_text())
+        except RecursionError:
+            raise DataError(f"protocol file {side} is corrupt (nested too deeply); {fix}") from None
+        except (OSError, ValueError) as e:
+            raise DataError(f"protocol file {side} is corrupt ({e}); {fix}") from None
+        if not isinstance(old, dict):
+            raise DataError(f"protocol file {side} holds a {type(old).__name__}, not a protocol; {fix}")
+        lacks = [k for k in SIDECAR_KEYS if k not in old]
+        if lacks:
+            raise DataError(f"protocol file {side} is incomplete (no {lacks[0]!r}); {fix}")
+        labels = old.get("labels", {})
+        if not (isinstance(labels, dict) and all(
+                isinstance(v, dict) and isinstance(v.get("benchmark"), str) and isinstance(v.get("target"), str)
+                for v in labels.values())):
+            raise DataError(f"protocol file {side} has corrupt 'labels' "
+                            f"(want {{dataset: {{\"benchmark\", \"target\"}}}}); {fix}")
+        return old
 
     @property
     def protocol_path(self) -> Path:
@@ -118,8 +198,8 @@ class ScoreStore:
         if not self.path.exists():
             return
         try:
-            disk = read_json(self.path)
-        except (OSError, EOFError, ValueError):
+            disk = checked_scores(read_json(self.path), str(self.path), "")
+        except (OSError, EOFError, ValueError, RecursionError, DataError):
             return  # unreadable: ours replaces it (it was read, or refused, when we opened it)
         for ds, archs in disk.items():
             mine = self.data.setdefault(ds, {})

@@ -65,7 +65,7 @@ def _load_module(path: Path, sha: str, shown: str):
     sys.modules[name] = module  # dataclasses and pickling look the module up by name
     try:
         spec.loader.exec_module(module)
-    except Exception as e:  # the user's file: report in one line
+    except (Exception, SystemExit) as e:  # the user's file: report in one line; its sys.exit() must not end gpproxy
         sys.modules.pop(name, None)
         raise GpproxyError(f"space file {shown} fails to import: {type(e).__name__}: {e}") from None
     _MODULES[(path, sha)] = module
