@@ -316,6 +316,9 @@ def cmd_score(args) -> int:
         print(f"  {m:<9} {mean:+.4f}" + (f" ± {std:.4f}" if rep["trials"] > 1 else ""))
     if rep["invalid"]:
         print(f"  {rep['invalid']} arch(s) with a non-finite score (ranked as -1e8)")
+    if rep.get("constant"):
+        print(f"  the proxy gave every arch the same score in {rep['constant']} of {rep['trials']} trial(s): no "
+              "ranking there (nan)")
     print(f"per-arch scores: {rep['scores']} ({rep['reused']} of them reused from earlier runs)")
     return 0
 

@@ -10,7 +10,7 @@ import pytest
 
 from gpproxy import scoring
 from gpproxy.cli import main
-from gpproxy.errors import GpproxyError
+from gpproxy.errors import DataError, GpproxyError
 from gpproxy.scoring import Protocol, resolve_proxy, run_bench, run_score, suite_key, trial_indices
 from gpproxy.spaces import nb201
 
@@ -225,3 +225,43 @@ def test_two_stores_on_one_file_merge_their_saves(tmp_path):
     assert back.get("cifar10", "arch-a", "synflow")["score"] == 5.0
     assert back.get("cifar10", "arch-a", "jacov")["score"] == 3.0
     assert back.get("cifar10", "arch-b", "synflow")["score"] == 2.0
+
+
+def _nb201_csv(tmp_path, rows: str):
+    path = tmp_path / "gt.csv"
+    path.write_text("arch,acc\n" + rows)
+    return path
+
+
+def test_truth_says_how_many_archs_lack_a_finite_accuracy(tmp_path):
+    from gpproxy.scoring.truth import load_truth
+
+    truth = load_truth(str(_nb201_csv(tmp_path, "0,1.0\n1,inf\n2,nan\n3,2.0\n4,\n")), target="acc", space="nb201", datasets=["cifar10"])
+    assert any("3 of 5 archs have no finite 'acc' value" in n for n in truth.notes), truth.notes
+
+
+@pytest.mark.parametrize("target, words", [(None, ["no default target", "not numeric: acc (row 3: 'x')"]),
+                                           ("acc", ["target column 'acc' is not numeric (row 3: 'x')"])])
+def test_a_column_with_a_word_in_it_is_named_with_its_cell(tmp_path, target, words):
+    from gpproxy.scoring.truth import load_truth
+
+    with pytest.raises(DataError) as e:
+        load_truth(str(_nb201_csv(tmp_path, "0,1.0\n1,x\n3,2.0\n")), target=target, space="nb201", datasets=["cifar10"])
+    for w in words:
+        assert w in str(e.value), str(e.value)
+
+
+def test_a_constant_score_is_reported_as_no_ranking_without_warnings():
+    import warnings
+
+    from gpproxy.scoring.metrics import report, summarize
+
+    acc = np.arange(30.0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        reps = [report(np.ones(30), acc), report(acc.copy(), acc)]
+        out = summarize(reps)
+        lone = summarize(reps[:1])
+    assert reps[0]["constant"] == 1 and np.isnan(reps[0]["kendall"])
+    assert out["constant"] == 1 and out["kendall"][0] == pytest.approx(1.0)
+    assert lone["constant"] == 1 and np.isnan(lone["kendall"][0])

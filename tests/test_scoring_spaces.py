@@ -239,7 +239,7 @@ def test_errors(files, tmp_path, capsys):
           "--baselines", "params"], "give one dataset"),
         # a missing NDS file is an error, not a silent fall-back to the NB201 default benchmark
         (["bench", "--benchmark", f"nds:{tmp_path / 'DARTS.json'}", "--baselines", "params"], "not found"),
-        (["score", "params", "--benchmark", darts, "--target", "nope"], "no column"),
+        (["score", "params", "--benchmark", darts, "--target", "nope"], "unknown target 'nope'; available: final"),
     ]
     for argv, message in cases:
         assert main(argv + ["--out" if argv[0] == "bench" else "--scores", str(tmp_path / "x")]) == 2, argv

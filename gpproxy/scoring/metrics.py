@@ -1,6 +1,9 @@
 """Correlation reports of scores with accuracies, per trial and over trials."""
 from __future__ import annotations
 
+import math
+import warnings
+
 import numpy as np
 
 from ..errors import GpproxyError
@@ -28,7 +31,11 @@ def report(scores: np.ndarray, acc: np.ndarray) -> dict:
     from ..baselines import NASLIB_INVALID
     from ..fitness import score_report
 
-    rep = score_report(scores, acc)
+    if np.ptp(np.asarray(scores, dtype=np.float64)) == 0:  # no ranking: nan, said once, not scipy's warnings
+        rep = {"kendall": math.nan, "spearman": math.nan, "top10pct": math.nan, "top50": math.nan,
+               "n": len(acc), "constant": 1}
+    else:
+        rep = {**score_report(scores, acc), "constant": 0}
     rep["invalid"] = int(np.sum(scores == NASLIB_INVALID))
     return rep
 
@@ -36,12 +43,15 @@ def report(scores: np.ndarray, acc: np.ndarray) -> dict:
 def summarize(reports: list) -> dict:
     """mean and std (population) of each metric over trials."""
     out = {}
-    for m in METRICS:
-        v = np.array([r[m] for r in reports], dtype=np.float64)
-        out[m] = (float(np.nanmean(v)), float(np.nanstd(v)) if len(v) > 1 else 0.0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # nanmean of all-nan trials is nan: that is the answer
+        for m in METRICS:
+            v = np.array([r[m] for r in reports], dtype=np.float64)
+            out[m] = (float(np.nanmean(v)), float(np.nanstd(v)) if len(v) > 1 else 0.0)
     out["n"] = int(reports[0]["n"])
     out["trials"] = len(reports)
     out["invalid"] = max(r["invalid"] for r in reports)
+    out["constant"] = sum(r.get("constant", 0) for r in reports)  # trials where every arch scored the same
     return out
 
 

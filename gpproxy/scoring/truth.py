@@ -60,24 +60,30 @@ def load_truth(benchmark, datasets=None, target: str | None = None, fallback: bo
         if not col:  # a dataset without its own column (a user space's) scores the table's default target
             col = default_target(bench)
         if col not in bench.targets():
+            if target is not None:
+                bench.accuracy(target)  # the user's own column: its one-line reason (unknown, not numeric)
             notes.append(f"{bench.name} has no column {col!r}: {ds.name} skipped")
             continue
-        columns[name] = (ds, col, _finite_column(bench, col))
+        columns[name] = (ds, col, _finite_column(bench, col, notes))
     if not columns and not target:
         ds = next(iter(table.values()))
         col = default_target(bench)
         notes = [n for n in notes if not n.endswith(f": {ds.name} skipped")]  # scored after all, below
         notes.append(f"{bench.name} has none of the {bench.space} datasets' columns: {ds.name} scored against {col!r}")
-        columns[ds.name] = (ds, col, _finite_column(bench, col))
+        columns[ds.name] = (ds, col, _finite_column(bench, col, notes))
     if not columns:
         raise DataError(f"{bench.name} has no column for {', '.join(datasets)}; its targets: "
-                        f"{', '.join(bench.targets()) or '(none)'}")
+                        f"{', '.join(bench.targets()) or '(none)'}{bench.not_numeric()}")
     return Truth(bench.source, columns, notes, bench.space)
 
 
-def _finite_column(bench, col) -> dict:
+def _finite_column(bench, col, notes: list) -> dict:
     acc = bench.accuracy(col)
-    return {a: float(v) for a, v in zip(bench.archs, acc) if np.isfinite(v)}
+    out = {a: float(v) for a, v in zip(bench.archs, acc) if np.isfinite(v)}
+    if len(out) < len(acc):  # as evolve says it: the user should know rows were left out
+        notes.append(f"{bench.name}: {len(acc) - len(out)} of {len(acc)} archs have no finite {col!r} value "
+                     "(NaN, inf or empty) and are left out")
+    return out
 
 
 def archs_in_truth(universe: list, archs_arg):

@@ -99,6 +99,11 @@ class Benchmark:
                 f"{self.name}: unknown target {target!r}; available: {', '.join(self.targets()) or '(none)'}"
             ) from None
 
+    def not_numeric(self) -> str:
+        """'; not numeric: COLUMN (row N: 'CELL'), ...' naming columns that cannot be targets, or ''."""
+        text = list(self.text_columns.items())[:3]
+        return "; not numeric: " + ", ".join(f"{c} ({where})" for c, where in text) if text else ""
+
     def where(self, arch: str) -> str:
         """Where ``arch`` is in the file, for error messages (``"row 7 of t.csv"``)."""
         i = self._index().get(arch)
@@ -143,9 +148,8 @@ def default_target(bench: Benchmark) -> str:
             return name
     if len(targets) == 1:
         return targets[0]
-    raise DataError(
-        f"{bench.name}: no default target; choose one of: {', '.join(targets) or '(none)'}"
-    )
+    raise DataError(f"{bench.name}: no default target; choose one of: {', '.join(targets) or '(none)'}"
+                    f"{bench.not_numeric()}")
 
 
 # --------------------------------------------------------------------------- #
