@@ -16,15 +16,10 @@ from pathlib import Path
 
 from .errors import DataError, GpproxyError
 from .fileio import atomic_write_text, read_json
+from .spaces._common import show
 
 # Keys of a suite entry that are not proxies (labels and identifiers).
 NOT_PROXIES = frozenset({"val_accuracy", "id", "idx", "arch", "test_accuracy", "train_time"})
-
-
-def _short(value, width: int = 40) -> str:
-    """``repr(value)`` cut to ``width``: one line however long or multi-line the file's text."""
-    text = repr(value)
-    return text if len(text) <= width else text[:width - 3] + "..."
 
 
 def _read(path: Path, what: str, entries: bool = False) -> dict:
@@ -43,7 +38,7 @@ def _read(path: Path, what: str, entries: bool = False) -> dict:
     for ds, archs in data.items() if entries else ():
         bad = next((a for a, e in archs.items() if not isinstance(e, dict)), None)
         if bad is not None:
-            raise DataError(f"{what} {path} [{_short(ds, 80)}][{_short(bad, 80)}] is {_short(archs[bad])}, not a "
+            raise DataError(f"{what} {path} [{show(ds, 80)}][{show(bad, 80)}] is {show(archs[bad], 40)}, not a "
                             f"dict of proxies: not in the zc_api layout data[dataset][arch][proxy]")
     return data
 
@@ -64,7 +59,7 @@ def _nonfinite_at(obj):
         if isinstance(obj, float) and not math.isfinite(obj):
             return where
         items = obj.items() if isinstance(obj, dict) else enumerate(obj) if isinstance(obj, list) else ()
-        todo += reversed([(v, f"{where}[{_short(k, 80)}]") for k, v in items])
+        todo += reversed([(v, f"{where}[{show(k, 80)}]") for k, v in items])
     return None
 
 
@@ -78,7 +73,7 @@ def _entry(value, where: str) -> dict:
     if not math.isfinite(score):
         score = -1e8  # NASLib's value for a failed score
     if not (math.isfinite(secs) and secs >= 0):  # written as Infinity/NaN, it would not be JSON
-        raise DataError(f"{where}: time {_short(value.get('time'))} is not a finite number of seconds >= 0")
+        raise DataError(f"{where}: time {show(value.get('time'), 40)} is not a finite number of seconds >= 0")
     return {"score": score, "time": secs}
 
 

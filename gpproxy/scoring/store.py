@@ -21,10 +21,11 @@ from pathlib import Path
 
 import numpy as np
 
-from ..adapters import NOT_PROXIES, _short
+from ..adapters import NOT_PROXIES
 from ..errors import DataError, GpproxyError
 from ..fileio import atomic_write_json, read_json, write_json
 from ..lock import waiting_for
+from ..spaces._common import show
 from .protocol import Protocol
 
 SAVE_EVERY_S = 60.0
@@ -73,24 +74,24 @@ def checked_scores(data, where: str, fix: str) -> dict:
         raise DataError(f"{where} holds a {type(data).__name__}, not the layout {layout}{fix}")
     for ds, archs in data.items():
         if not isinstance(archs, dict):
-            raise DataError(f"{where} [{_short(ds, 80)}] is {_short(archs)}, not a dict of archs ({layout}){fix}")
+            raise DataError(f"{where} [{show(ds, 80)}] is {show(archs, 40)}, not a dict of archs ({layout}){fix}")
         for arch, entry in archs.items():
             if not isinstance(entry, dict):
-                raise DataError(f"{where} [{_short(ds, 80)}][{_short(arch, 80)}] is {_short(entry)}, "
+                raise DataError(f"{where} [{show(ds, 80)}][{show(arch, 80)}] is {show(entry, 40)}, "
                                 f"not a dict of proxies ({layout}){fix}")
             for proxy, value in entry.items():
                 if proxy in NOT_PROXIES:
                     continue
-                at = f"{where} [{_short(ds, 80)}][{_short(arch, 80)}][{_short(proxy, 80)}]"
+                at = f"{where} [{show(ds, 80)}][{show(arch, 80)}][{show(proxy, 80)}]"
                 if not isinstance(value, dict) or "score" not in value or "time" not in value:
-                    raise DataError(f'{at} is {_short(value)}, not {{"score": ..., "time": ...}}{fix}')
+                    raise DataError(f'{at} is {show(value, 40)}, not {{"score": ..., "time": ...}}{fix}')
                 score, secs = value["score"], value["time"]
                 if not _is_number(score):
-                    raise DataError(f"{at}: score {_short(score)} is not a number{fix}")
+                    raise DataError(f"{at}: score {show(score, 40)} is not a number{fix}")
                 if not _is_number(secs):
-                    raise DataError(f"{at}: time {_short(secs)} is not a number{fix}")
+                    raise DataError(f"{at}: time {show(secs, 40)} is not a number{fix}")
                 if not (_isfinite(secs) and secs >= 0):
-                    raise DataError(f"{at}: time {_short(secs)} is not a finite number of seconds >= 0{fix}")
+                    raise DataError(f"{at}: time {show(secs, 40)} is not a finite number of seconds >= 0{fix}")
                 if not _isfinite(score):
                     value["score"] = _finite(score)
     return data
