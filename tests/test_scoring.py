@@ -165,14 +165,17 @@ def test_score_store_says_where_and_what_it_reused(table3, tmp_path, capsys):
             "--cache-dir", str(tmp_path / "c")]
     assert main(args) == 0
     out = capsys.readouterr().out
-    store = tmp_path / "c" / "scores.json"
-    assert f"per-arch scores: {store} (0 of them reused" in out and store.exists()
+    store, = (tmp_path / "c").glob("scores-nb201-????????.json")
+    assert f"per-arch scores: {store} (0 of them reused" in out
     assert "P@50" not in out and "top50" not in out and "top10pct" not in out  # 4 archs: no top-k
     assert main(args) == 0
     assert "(4 of them reused" in capsys.readouterr().out
-    side = json.loads((tmp_path / "c" / "scores.json.protocol.json").read_text())
+    side = json.loads(store.with_name(store.name + ".protocol.json").read_text())
     (ds, src), = side["labels"].items()
     assert str(table3) in src["benchmark"] and src["target"]
+    assert main(args[:-4] + ["--batch", "8", "--cache-dir", str(tmp_path / "c")]) == 0  # another protocol:
+    assert "(0 of them reused" in capsys.readouterr().out  # its own store, not a refusal of the first one
+    assert len(list((tmp_path / "c").glob("scores-nb201-????????.json"))) == 2
 
 
 def test_val_accuracy_only_from_the_suites_own_label(table3, tmp_path):

@@ -51,7 +51,7 @@ def run_score(proxy_text: str, benchmark, dataset: str | None = None, target=Non
     (name, (ds, col, lookup)), = truth.columns.items()
     pool, trial_sets = _pool_and_trials(lookup, archs, trials, protocol.seed)
     needed = sorted({i for t in trial_sets for i in t})
-    store = ScoreStore(scores_path or Path(cache_root or "caches/score") / "scores.json", protocol)
+    store = ScoreStore(scores_path or default_scores_path(protocol, cache_root), protocol)
     chosen = [pool[i] for i in needed]
     reused = sum(all(store.get(ds.suite_name, suite_key(protocol.space, a), p.name) is not None
                      for p in per_arch([proxy])) for a in chosen)
@@ -85,6 +85,17 @@ def _pool_and_trials(lookup: dict, archs, trials: int, seed: int):
         pool = archs_in_truth(universe, list(archs))
         return pool, [np.arange(len(pool))]
     return universe, trial_indices(len(universe), archs, trials, seed)
+
+
+def default_scores_path(protocol: Protocol, cache_root=None) -> Path:
+    """Where ``score`` keeps per-arch scores without ``--scores``: one store per protocol, so a run with
+    another batch, seed, input or size neither mixes with nor is refused by an earlier one."""
+    import hashlib
+
+    from ..spaces._common import compact_json
+
+    digest = hashlib.sha1(compact_json(protocol.to_dict()).encode()).hexdigest()[:8]
+    return Path(cache_root or "caches/score") / f"scores-{get_space(protocol.space).slug}-{digest}.json"
 
 
 def _trial_reports(store, ds, protocol, proxy, pool, trial_sets, lookup) -> dict:
