@@ -59,11 +59,10 @@ def validation_data(key: str) -> tuple:
 
     archs, labels = validation_labels(key)
     ds = next(iter(get_space(SPACES[key].space).datasets()))
-    scores = baseline_scores(validation_column(key), key, ds, archs, CLASSIC_SET, compute=False)
-    missing = [n for n, s in scores.items() if not np.isfinite(s).any()]
-    if missing or stored_prefix(validation_column(key), key, ds, archs, CLASSIC_SET) < len(archs):
+    if stored_prefix(validation_column(key), key, ds, archs, CLASSIC_SET) < len(archs):
         raise SystemExit(f"{key}: validation baselines incomplete; run experiments/transfer.py "
                          "--stage validation-baselines")
+    scores = baseline_scores(validation_column(key), key, ds, archs, CLASSIC_SET, compute=False)
     scores.update(validation_scores(key, {label: recorded_formula(label) for label in LEFT_OUT.values()})[0])
     return next(iter(labels.values())), scores
 
@@ -132,7 +131,7 @@ def stage_report() -> dict:
             scores = baseline_scores(col, key, ds, archs, pool, compute=False)
             scores.update(formula_scores(key, "report", {c["formula"]: recorded_formula(c["formula"])},
                                          cache=cache, archs=archs))
-            members = [m for m in members_of(c["members"], c["formula"])]
+            members = members_of(c["members"], c["formula"])
             if not all(m in scores for m in members):  # NB101's store lacks part of the classic set
                 rows.append({"column": col, "n": k, "members": members, "missing":
                              [m for m in members if m not in scores]})

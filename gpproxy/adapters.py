@@ -43,7 +43,8 @@ def _read(path: Path, what: str, entries: bool = False) -> dict:
     return data
 
 
-def _float(value) -> float:
+def json_float(value) -> float:
+    """float() of a JSON number or numeric string; an int past float's range (JSON allows one) as inf."""
     try:
         return float(value)
     except OverflowError:  # an int past float's range (JSON allows one): as inf
@@ -67,7 +68,7 @@ def _entry(value, where: str) -> dict:
     if not (isinstance(value, dict) and set(value) >= {"score"}):
         raise DataError(f"{where}: a proxy entry must be {{\"score\": ..., \"time\": ...}}")
     try:
-        score, secs = _float(value["score"]), _float(value.get("time", 0.0))
+        score, secs = json_float(value["score"]), json_float(value.get("time", 0.0))
     except (TypeError, ValueError):
         raise DataError(f"{where}: score/time are not numbers") from None
     if not math.isfinite(score):

@@ -30,7 +30,7 @@ import numpy as np
 
 from .device import worker_count
 from .errors import DataError, GpproxyError
-from .fileio import atomic_write_bytes, atomic_write_json, atomic_write_text, digest
+from .fileio import atomic_write_bytes, atomic_write_json, atomic_write_text, digest, foreign_entries
 from .probe import ProbeConfig
 from .record import LayerRecord, as_array, as_floats
 
@@ -365,8 +365,7 @@ def _build_cache(root, spec, archs, jobs, device, benchmark, target, targets, pr
         manifest = open_cache(root).manifest
         _check_compatible(root, manifest, spec)
     else:
-        foreign = sorted(p.name for p in root.iterdir() if p.name not in ("stats", ".gpproxy.lock")
-                         and not p.name.endswith(".tmp")) if root.is_dir() else []
+        foreign = foreign_entries(root, ("cache.json",), own=("stats",))  # stats/: a first build killed early
         if foreign:  # the cache would write targets.csv and stats/ among a user's files
             raise GpproxyError(f"{root} is a directory of other files (e.g. {foreign[0]}), not a statistics "
                                "cache; choose a new or empty --out")
@@ -417,7 +416,7 @@ def _build_cache(root, spec, archs, jobs, device, benchmark, target, targets, pr
         log(f"cache {root}: all {done} archs already built")
         return cache
     log(f"cache {root}: building {len(todo)} archs ({done} already done), "
-        f"{1 if backend != 'dask' and jobs <= 1 else worker_count(jobs, len(todo))} job(s), batch {spec.batch}, "
+        f"{jobs if backend == 'dask' else worker_count(jobs, len(todo))} job(s), batch {spec.batch}, "
         f"input {spec.input}")
     t0 = time.perf_counter()
     total_bytes, n = 0, 0

@@ -71,3 +71,14 @@ def digest(data: bytes) -> str:
 
 def file_digest(path) -> str:
     return digest(Path(path).read_bytes())
+
+
+def foreign_entries(root, markers, own=()) -> list:
+    """Names in an existing directory ``root`` that gpproxy did not write, when none of ``markers`` (the files
+    its kind of directory holds) is there: besides ``own`` (what it writes before a marker), its lock and
+    hidden temporaries. A run or cache writing there would overwrite or mix with a user's files."""
+    root = Path(root)
+    if not root.is_dir() or any((root / m).exists() for m in markers):
+        return []
+    return sorted(p.name for p in root.iterdir()
+                  if p.name not in own and not p.name.startswith(".") and not p.name.endswith(".tmp"))

@@ -20,7 +20,7 @@ from pathlib import Path
 
 from .config import config_from_dict
 from .errors import DataError, GpproxyError
-from .fileio import atomic_write_bytes, atomic_write_json, atomic_write_text
+from .fileio import atomic_write_bytes, atomic_write_json, atomic_write_text, foreign_entries
 
 CHECKPOINT = "checkpoint.pkl"
 CHECKPOINT_VERSION = 1
@@ -130,13 +130,9 @@ RUN_MARKERS = ("config.json", "protocol.json", "log.jsonl", CHECKPOINT)  # what 
 
 
 def foreign_files(root: Path) -> list:
-    """Names in an existing ``root`` that holds none of RUN_MARKERS, besides ground_truth/ (which
-    gpproxy.evolve writes first), gpproxy's lock and temporaries: a user's files, which a run would overwrite
-    (pareto.csv, summary.json, ...) or mix with its own."""
-    if not root.is_dir() or any((root / m).exists() for m in RUN_MARKERS):
-        return []
-    return sorted(p.name for p in root.iterdir()
-                  if p.name != "ground_truth" and not p.name.startswith(".") and not p.name.endswith(".tmp"))
+    """A user's files in ``root``, which holds none of RUN_MARKERS (ground_truth/ is gpproxy.evolve's, written
+    first): a run would overwrite (pareto.csv, summary.json, ...) or mix with them."""
+    return foreign_entries(root, RUN_MARKERS, own=("ground_truth",))
 
 
 def check_workdir(root: Path, config) -> None:

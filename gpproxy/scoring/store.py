@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..adapters import NOT_PROXIES
+from ..adapters import NOT_PROXIES, json_float
 from ..errors import DataError, GpproxyError
 from ..fileio import atomic_write_json, read_json, write_json
 from ..lock import waiting_for
@@ -39,19 +39,13 @@ def suite_key(space: str, arch: str) -> str:
 
 
 def _isfinite(value) -> bool:
-    try:
-        return math.isfinite(value)
-    except OverflowError:  # an int past float's range (JSON allows one): as inf
-        return False
+    return math.isfinite(json_float(value))
 
 
 def _finite(value) -> float:
     from ..baselines import NASLIB_INVALID
 
-    try:
-        value = float(value)
-    except OverflowError:  # an int past float's range: as inf
-        return NASLIB_INVALID
+    value = json_float(value)
     return value if math.isfinite(value) else NASLIB_INVALID
 
 
